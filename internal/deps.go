@@ -1,0 +1,14 @@
+//go:build tools
+
+// Package internal pins modules that packages under construction will import,
+// so go.mod stays stable while several packages are written at once.
+package internal
+
+import (
+	_ "github.com/go-audio/wav"
+	_ "github.com/google/go-cmp/cmp"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/valyala/fastjson"
+	_ "go.etcd.io/bbolt"
+	_ "golang.org/x/sync/errgroup"
+)
