@@ -48,6 +48,9 @@ type Recording struct {
 	Accounting  Accounting     `json:"accounting"`
 	UpdatedAt   time.Time      `json:"updated_at"`
 	Interrupted *Interruption  `json:"interruption,omitempty"`
+	// PreviousINUM links a recording that continues a stream another INUM
+	// started (the adapter came back after the recorder lost the stream).
+	PreviousINUM INUM `json:"previous_inum,omitempty"`
 }
 
 // Interruption records how a crashed recording was repaired on restart.

@@ -135,11 +135,8 @@ func (e *HandshakeError) Error() string {
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
 func wrap(c *websocket.Conn, limit int64) *Conn {
-	if limit > 0 {
-		// One byte more than the limit, so ReadMessage sees the overflow
-		// itself and can answer with a clear close reason.
-		c.SetReadLimit(limit + 1)
-	}
+	// The limit is enforced by ReadMessage, not by gorilla, so the caller
+	// learns of an oversize message and can close with a clear reason.
 	c.SetPingHandler(nil)
 	return &Conn{c: c, limit: limit}
 }

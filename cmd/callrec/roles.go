@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"callrec"
+	"callrec/internal/link"
+	"callrec/mediaadapter"
+	"callrec/recorder"
+	"callrec/recorder/bolt"
+)
+
+// runRecorderCommand runs a recorder alone: adapters connect to its link
+// address; its API serves recordings.
+func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("recorder", "Runs a recorder node: accepts media adapters on --link-addr, writes and indexes recordings, serves them on --http-addr.", stderr)
+	def := recorder.DefaultConfig()
+	cfg := def
+	var lf logFlags
+	dataDir := fs.String("data-dir", "./data", "where recordings and the index are kept")
+	linkAddr := fs.String("link-addr", "127.0.0.1:8090", "address media adapters connect to")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8082", "API, metrics and health listen address")
+	nodeFlag(fs, &cfg.NodeID)
+	fs.DurationVar(&cfg.FlushInterval, "flush-interval", def.FlushInterval, "how often audio is written, synced and acknowledged")
+	fs.BoolVar(&cfg.Fsync, "fsync", def.Fsync, "fsync recordings before acknowledging frames")
+	fs.DurationVar(&cfg.LagLimit, "lag-limit", def.LagLimit, "how long to wait for a lagging track or a late frame before writing silence")
+	fs.DurationVar(&cfg.ResumeGrace, "resume-grace", def.ResumeGrace, "how long a stream waits for its adapter to reconnect")
+	lf.register(fs)
+	if err := parseFlags(fs, args, nil); err != nil {
+		return err
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	nodeDir := filepath.Join(*dataDir, "recorder", strconv.Itoa(int(cfg.NodeID)))
+	if err := os.MkdirAll(nodeDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	idx, err := bolt.Open(filepath.Join(nodeDir, "index.db"))
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	reg := newRegistry()
+	node, err := recorder.Open(ctx, cfg, idx, recorder.FileStore{Root: nodeDir}, recorder.LogNotifier{Log: log.With(callrec.LogKeyComponent, "events")}, log, recorder.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *linkAddr)
+	if err != nil {
+		return fmt.Errorf("link listener: %w", err)
+	}
+	srv := link.NewServer(node, cfg.NodeID, log.With(callrec.LogKeyComponent, "link"))
+	mux := http.NewServeMux()
+	mux.Handle("/api/", node.Handler())
+	mux.Handle("GET /{$}", homePage(node))
+	ready := func() bool { return true }
+	addOps(mux, reg, ready)
+	log.Info("recorder running", "link_addr", ln.Addr().String(), "http_addr", *httpAddr, "node", cfg.NodeID, "version", callrec.Version)
+
+	// Stop order: the link first (adapters reconnect elsewhere or resume),
+	// then the node finishes what is open, then the API.
+	linkCtx, stopLink := context.WithCancel(context.Background())
+	nodeCtx, stopNode := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = node.Run(nodeCtx) })
+	linkDone := make(chan error, 1)
+	go func() { linkDone <- srv.Serve(linkCtx, ln) }()
+	return serveHTTP(ctx, *httpAddr, mux, log, func() {
+		stopLink()
+		<-linkDone
+		stopNode()
+		wg.Wait()
+	})
+}
+
+// runMediaAdapterCommand runs the Twilio Media Streams adapter alone,
+// forwarding to a recorder's link address.
+func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("mediaadapter", "Runs a Twilio Media Streams adapter: accepts Twilio's signed WebSocket upgrades and forwards frames to a recorder.", stderr)
+	var mc mediaadapter.Config
+	var lf logFlags
+	mediaAddr := fs.String("media-addr", "127.0.0.1:8081", "Twilio Media Streams WebSocket listen address")
+	mediaPath := fs.String("media-path", "/media", "path of the Media Streams endpoint")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8083", "metrics and health listen address")
+	recAddr := fs.String("recorder", "127.0.0.1:8090", "link address of the recorder")
+	retain := fs.Int("retain-bytes", link.DefaultRetainBytes, "per-stream budget of unacknowledged audio kept for replay")
+	tlsCert := fs.String("media-tls-cert", "", "certificate file: serve wss:// on the media address")
+	tlsKey := fs.String("media-tls-key", "", "key file for --media-tls-cert")
+	fs.StringVar(&mc.PublicURL, "public-url", "", "the wss:// URL Twilio is told to use; signatures are checked against it")
+	fs.StringVar(&mc.AuthToken, "twilio-auth-token", "", "Twilio auth token (env TWILIO_AUTH_TOKEN)")
+	fs.BoolVar(&mc.SkipSignature, "insecure-skip-signature", false, "accept unsigned Media Streams (development only)")
+	fs.DurationVar(&mc.IdleTimeout, "idle-timeout", mediaadapter.DefaultIdleTimeout, "close a stream after this long without a message")
+	fs.DurationVar(&mc.StartTimeout, "start-timeout", mediaadapter.DefaultStartTimeout, "close a socket that sends no start within this long")
+	fs.Int64Var(&mc.ReadLimit, "read-limit", mediaadapter.DefaultReadLimit, "largest Media Streams message accepted, bytes")
+	lf.register(fs)
+	if err := parseFlags(fs, args, map[string]string{"twilio-auth-token": "TWILIO_AUTH_TOKEN"}); err != nil {
+		return err
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *mediaAddr)
+	if err != nil {
+		return fmt.Errorf("media listener: %w", err)
+	}
+	if mc.PublicURL == "" {
+		mc.PublicURL = "ws://" + ln.Addr().String() + *mediaPath
+	}
+	if mc.AuthToken == "" && mc.SkipSignature {
+		log.Warn("INSECURE: accepting unsigned Media Streams")
+	}
+	mc.NodeID = link.NewAdapterID("mediaadapter")
+	reg := newRegistry()
+	var d net.Dialer
+	client := link.NewClient(link.ClientConfig{AdapterID: mc.NodeID, RetainBytes: *retain, Log: log.With(callrec.LogKeyComponent, "link"),
+		Dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", *recAddr) }})
+	media, err := mediaadapter.New(mc, client, log, reg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(*mediaPath, media)
+	mediaSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	linkCtx, stopLink := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = client.Run(linkCtx) })
+	wg.Go(func() {
+		var err error
+		if *tlsCert != "" {
+			err = mediaSrv.ServeTLS(ln, *tlsCert, *tlsKey)
+		} else {
+			err = mediaSrv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("media listener", callrec.LogKeyErr, err)
+		}
+	})
+	ops := http.NewServeMux()
+	addOps(ops, reg, client.Connected)
+	log.Info("media adapter running", "media_addr", ln.Addr().String(), "public_url", mc.PublicURL, "recorder", *recAddr, "version", callrec.Version)
+	return serveHTTP(ctx, *httpAddr, ops, log, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = mediaSrv.Shutdown(sctx)
+		if err := media.Shutdown(sctx); err != nil {
+			log.Error("media shutdown", callrec.LogKeyErr, err)
+		}
+		if err := client.Wait(sctx); err != nil {
+			log.Error("waiting for recorder", callrec.LogKeyErr, err)
+		}
+		stopLink()
+		wg.Wait()
+	})
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// addOps adds /metrics, /healthz and /readyz.
+func addOps(mux *http.ServeMux, reg *prometheus.Registry, ready func() bool) {
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+}
+
+// serveHTTP serves h on addr until ctx is done, then runs stop and shuts
+// the server down.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger, stop func()) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		stop()
+		return fmt.Errorf("http listener: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("shutting down")
+	stop()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return runErr
+}

@@ -1,0 +1,179 @@
+package mediaadapter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"callrec"
+	"callrec/internal/link"
+	"callrec/internal/twilio"
+	"callrec/internal/ws"
+)
+
+// Config configures the media adapter.
+type Config struct {
+	// PublicURL is the exact wss:// URL Twilio was told to connect to; the
+	// signature is computed over it, so it comes from configuration, never
+	// from request headers (we may sit behind a proxy).
+	PublicURL string
+	// AuthToken is the Twilio auth token that signs upgrades.
+	AuthToken string
+	// SkipSignature accepts unsigned upgrades (development only).
+	SkipSignature bool
+	// ReadLimit is the largest message accepted (Twilio's are ≈ 400 bytes).
+	ReadLimit int64
+	// StartTimeout bounds the wait for connected+start after the upgrade.
+	StartTimeout time.Duration
+	// IdleTimeout bounds the silence between messages once started (Twilio
+	// sends 50 messages a second per track, silence included).
+	IdleTimeout time.Duration
+	// MaxBadMessages closes a socket after that many rejected messages.
+	MaxBadMessages int
+	// NodeID names this adapter in recordings and logs.
+	NodeID string
+}
+
+// Defaults for Config.
+const (
+	DefaultReadLimit      = 64 << 10
+	DefaultStartTimeout   = 10 * time.Second
+	DefaultIdleTimeout    = 10 * time.Second
+	DefaultMaxBadMessages = 100
+)
+
+// Opener opens a stream to a recorder (a *link.Client).
+type Opener interface {
+	Open(info callrec.StreamInfo) *link.Stream
+}
+
+// Server accepts Twilio Media Streams connections.
+type Server struct {
+	cfg Config
+	val *twilio.Validator
+	rec Opener
+	log *slog.Logger
+	m   *metrics
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closing  bool
+	wg       sync.WaitGroup
+}
+
+// New returns a Server forwarding to rec. It refuses a configuration that
+// would accept unsigned connections unless SkipSignature says so.
+func New(cfg Config, rec Opener, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if cfg.ReadLimit <= 0 {
+		cfg.ReadLimit = DefaultReadLimit
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxBadMessages <= 0 {
+		cfg.MaxBadMessages = DefaultMaxBadMessages
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, rec: rec, log: log.With(callrec.LogKeyComponent, "mediaadapter"), sessions: map[*session]struct{}{}}
+	switch {
+	case cfg.AuthToken != "":
+		if cfg.PublicURL == "" {
+			return nil, callrec.Errorf(callrec.EINVALID, "a public URL is needed to check Twilio signatures")
+		}
+		s.val = twilio.NewValidator(cfg.AuthToken)
+	case !cfg.SkipSignature:
+		return nil, callrec.Errorf(callrec.EINVALID, "no Twilio auth token: refusing to accept unsigned Media Streams (set one, or skip signature checks explicitly for development)")
+	}
+	s.m = newMetrics(reg, s)
+	return s, nil
+}
+
+// Active returns the number of open Media Streams sockets.
+func (s *Server) Active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// ServeHTTP checks the signature, upgrades, and runs the stream's session.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	remote := r.RemoteAddr
+	if !ws.IsUpgrade(r) {
+		s.m.refused.WithLabelValues("not_websocket").Inc()
+		http.Error(w, "this endpoint accepts Twilio Media Streams WebSocket upgrades only", http.StatusUpgradeRequired)
+		return
+	}
+	if s.val != nil && !s.val.ValidateUpgrade(s.cfg.PublicURL, r.Header.Get(twilio.SignatureHeader)) {
+		s.m.refused.WithLabelValues("signature").Inc()
+		reason := "invalid X-Twilio-Signature"
+		if r.Header.Get(twilio.SignatureHeader) == "" {
+			reason = "missing X-Twilio-Signature"
+		}
+		s.log.Warn("refused Media Streams upgrade", callrec.LogKeyReason, reason, callrec.LogKeyRemote, remote,
+			"public_url", s.cfg.PublicURL)
+		http.Error(w, reason+" (signed URL must be "+s.cfg.PublicURL+")", http.StatusForbidden)
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.m.refused.WithLabelValues("shutting_down").Inc()
+		http.Error(w, "media adapter is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	conn, err := ws.Upgrade(w, r, ws.UpgradeOptions{ReadBufferSize: 4096, WriteBufferSize: 256, ReadLimit: s.cfg.ReadLimit})
+	if err != nil {
+		s.m.refused.WithLabelValues("upgrade").Inc()
+		s.log.Warn("websocket upgrade failed", callrec.LogKeyRemote, remote, callrec.LogKeyErr, err)
+		return
+	}
+	s.m.accepted.Inc()
+	ss := &session{s: s, conn: conn, remote: remote, log: s.log.With(callrec.LogKeyRemote, remote)}
+	s.mu.Lock()
+	s.sessions[ss] = struct{}{}
+	shutting := s.closing
+	s.mu.Unlock()
+	if shutting {
+		ss.shutdown()
+	}
+	ss.run()
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+}
+
+// Shutdown closes every socket with 1001 (going away), ending each
+// recording as interrupted by shutdown, and waits for the sessions to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ss := range s.sessions {
+		ss.shutdown()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("media sessions still open: %w", ctx.Err())
+	}
+}

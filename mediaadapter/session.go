@@ -1,0 +1,253 @@
+package mediaadapter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"callrec"
+	"callrec/internal/link"
+	"callrec/internal/ws"
+	"callrec/mediaadapter/message"
+)
+
+// session is one Twilio Media Streams socket. run is its read loop.
+type session struct {
+	s      *Server
+	conn   *ws.Conn
+	remote string
+	log    *slog.Logger
+
+	parser    message.Parser
+	buf       []byte
+	connected bool
+	stream    *link.Stream
+	streamSID []byte
+	frame     callrec.Frame
+	bad       int
+	dropping  bool
+	deadline  time.Time
+
+	// counters flushed to Prometheus about once a second, not per message
+	nMedia, nDropped int64
+
+	closeMu  sync.Mutex
+	closing  bool // Shutdown asked this session to end
+	closeErr error
+}
+
+// shutdown makes the read loop end with EndShutdown.
+func (ss *session) shutdown() {
+	ss.closeMu.Lock()
+	ss.closing = true
+	ss.closeMu.Unlock()
+	_ = ss.conn.CloseWith(ws.CloseGoingAway, "recorder shutting down")
+}
+
+func (ss *session) isShuttingDown() bool {
+	ss.closeMu.Lock()
+	defer ss.closeMu.Unlock()
+	return ss.closing
+}
+
+// end describes how a stream ended: the link close reason, the WebSocket
+// close code and reason to send (0: none), and whether it is worth a warning.
+type end struct {
+	reason, detail string
+	code           int
+	warn           bool
+}
+
+func (ss *session) run() {
+	cfg := &ss.s.cfg
+	ss.setDeadline(cfg.StartTimeout)
+	e := ss.loop()
+	ss.flushCounters()
+	if ss.isShuttingDown() {
+		e = end{reason: callrec.EndShutdown, detail: "adapter shut down mid-stream"}
+	}
+	if e.code != 0 {
+		_ = ss.conn.CloseWith(e.code, e.detail)
+	} else {
+		_ = ss.conn.Close()
+	}
+	attrs := []any{callrec.LogKeyReason, e.reason, "detail", e.detail}
+	if ss.stream != nil {
+		attrs = append(attrs, callrec.LogKeyStreamSID, string(ss.streamSID), callrec.LogKeyINUM, ss.stream.INUM())
+		ss.stream.Close(link.Close{Reason: e.reason, Detail: e.detail, StopSeq: ss.stopSeq(e)})
+	}
+	if e.warn {
+		ss.log.Warn("media stream ended abnormally", attrs...)
+	} else {
+		ss.log.Info("media stream ended", attrs...)
+	}
+	ss.s.m.ended.WithLabelValues(e.reason).Inc()
+}
+
+func (ss *session) stopSeq(e end) uint64 {
+	if e.reason == callrec.EndStop {
+		return ss.frame.TwilioSeq
+	}
+	return 0
+}
+
+// loop reads messages until the stream ends and says how it ended.
+func (ss *session) loop() end {
+	cfg := &ss.s.cfg
+	for {
+		mt, data, err := ss.conn.ReadMessage(ss.buf)
+		ss.buf = data[:0]
+		if err != nil {
+			return ss.readError(err)
+		}
+		if mt != ws.TextMessage {
+			ss.reject(callrec.ErrKindBinaryFrame, "binary WebSocket frame: Twilio Media Streams send JSON text only")
+			return end{reason: callrec.EndProtocolError, detail: "binary frames are not part of Twilio Media Streams",
+				code: ws.CloseUnsupportedData, warn: true}
+		}
+		msg, err := ss.parser.Parse(data)
+		if err != nil {
+			var pe *message.Error
+			kind := callrec.ErrKindMalformedJSON
+			if errors.As(err, &pe) {
+				kind = pe.Kind
+			}
+			if e, stop := ss.badMessage(kind, err.Error()); stop {
+				return e
+			}
+			continue
+		}
+		if e, stop := ss.handle(msg); stop {
+			return e
+		}
+		if ss.stream != nil && time.Until(ss.deadline) < cfg.IdleTimeout-time.Second {
+			ss.setDeadline(cfg.IdleTimeout)
+			ss.flushCounters()
+		}
+	}
+}
+
+func (ss *session) handle(msg *message.Message) (end, bool) {
+	switch msg.Event {
+	case message.EventMedia:
+		if ss.stream == nil {
+			ss.reject(callrec.ErrKindMediaBeforeStart, "media message before start")
+			return end{reason: callrec.EndProtocolError, detail: "media before start", code: ws.ClosePolicyViolation, warn: true}, true
+		}
+		if !bytes.Equal(msg.StreamSIDBytes, ss.streamSID) {
+			return ss.badMessage(callrec.ErrKindWrongStream, fmt.Sprintf("media for stream %q on the socket of %s", msg.StreamSIDBytes, ss.streamSID))
+		}
+		ss.frame = callrec.Frame{Track: msg.Media.Track, Chunk: msg.Media.Chunk, TimestampMS: msg.Media.TimestampMS,
+			TwilioSeq: msg.SequenceNumber, Payload: msg.Media.Payload}
+		ss.nMedia++
+		if !ss.stream.Frame(&ss.frame) {
+			ss.nDropped++
+			if !ss.dropping {
+				ss.dropping = true
+				ss.log.Error("recorder not acknowledging: retention budget exceeded, dropping frames (recorded as a gap)",
+					callrec.LogKeyStreamSID, string(ss.streamSID), callrec.LogKeyTrack, msg.Media.Track.String(), "chunk", msg.Media.Chunk)
+			}
+		} else if ss.dropping {
+			ss.dropping = false
+			ss.log.Warn("recorder caught up: frames flowing again", callrec.LogKeyStreamSID, string(ss.streamSID))
+		}
+	case message.EventConnected:
+		ss.connected = true
+	case message.EventStart:
+		if ss.stream != nil {
+			return ss.badMessage(callrec.ErrKindDuplicateStart, "second start message ignored: the stream already started as "+string(ss.streamSID))
+		}
+		ss.start(msg)
+	case message.EventStop:
+		if ss.stream == nil {
+			ss.reject(callrec.ErrKindBadField, "stop before start")
+			return end{reason: callrec.EndProtocolError, detail: "stop before start", code: ws.ClosePolicyViolation, warn: true}, true
+		}
+		ss.frame.TwilioSeq = msg.SequenceNumber
+		return end{reason: callrec.EndStop, code: ws.CloseNormal, detail: "stop received"}, true
+	case message.EventMark, message.EventDTMF:
+		// Only sent on bidirectional streams; nothing to record.
+	default:
+		return ss.badMessage(callrec.ErrKindUnknownEvent, fmt.Sprintf("unknown event %q ignored", msg.Name))
+	}
+	return end{}, false
+}
+
+func (ss *session) start(msg *message.Message) {
+	info := msg.Start.Info()
+	info.StartedAt = time.Now().UTC()
+	info.Adapter = ss.s.cfg.NodeID
+	info.Remote = ss.remote
+	ss.streamSID = []byte(info.StreamSID)
+	ss.log = ss.log.With(callrec.LogKeyStreamSID, info.StreamSID, callrec.LogKeyCallSID, info.CallSID)
+	ss.stream = ss.s.rec.Open(info)
+	ss.setDeadline(ss.s.cfg.IdleTimeout)
+	ss.log.Info("media stream started", "tracks", info.TrackNames, "protocol_connected", ss.connected)
+}
+
+// badMessage counts a rejected message, tells the recording, and ends the
+// stream once there have been too many.
+func (ss *session) badMessage(kind, detail string) (end, bool) {
+	ss.reject(kind, detail)
+	ss.bad++
+	if ss.bad >= ss.s.cfg.MaxBadMessages {
+		return end{reason: callrec.EndProtocolError, code: ws.CloseInvalidPayload, warn: true,
+			detail: fmt.Sprintf("%d bad messages, last: %s", ss.bad, kind)}, true
+	}
+	return end{}, false
+}
+
+// reject logs and counts one bad input, and notes it on the recording.
+func (ss *session) reject(kind, detail string) {
+	ss.s.m.badMessages.WithLabelValues(kind).Inc()
+	if ss.bad < 10 {
+		ss.log.Warn("bad Media Streams input", "kind", kind, "detail", detail)
+	}
+	if ss.stream != nil {
+		ss.stream.Note(link.Note{StreamError: callrec.StreamError{At: time.Now().UTC(), Kind: kind, Detail: detail}})
+	}
+}
+
+// readError maps a read failure to how the stream ended.
+func (ss *session) readError(err error) end {
+	var ne net.Error
+	var ce *ws.CloseError
+	switch {
+	case errors.Is(err, ws.ErrMessageTooBig):
+		detail := fmt.Sprintf("message exceeds %d bytes", ss.s.cfg.ReadLimit)
+		ss.reject(callrec.ErrKindOversize, detail)
+		return end{reason: callrec.EndProtocolError, detail: detail, code: ws.CloseMessageTooBig, warn: true}
+	case errors.As(err, &ne) && ne.Timeout():
+		if ss.stream == nil {
+			return end{reason: callrec.EndTimeout, code: ws.ClosePolicyViolation, warn: true,
+				detail: fmt.Sprintf("no start message within %v", ss.s.cfg.StartTimeout)}
+		}
+		return end{reason: callrec.EndTimeout, code: ws.ClosePolicyViolation, warn: true,
+			detail: fmt.Sprintf("no message for %v", ss.s.cfg.IdleTimeout)}
+	case errors.As(err, &ce):
+		return end{reason: callrec.EndSocketClosed, warn: true,
+			detail: fmt.Sprintf("Twilio closed the socket without stop (code %d %s)", ce.Code, ce.Text)}
+	default:
+		return end{reason: callrec.EndSocketClosed, warn: true, detail: "connection lost without stop: " + err.Error()}
+	}
+}
+
+func (ss *session) setDeadline(d time.Duration) {
+	ss.deadline = time.Now().Add(d)
+	_ = ss.conn.SetReadDeadline(ss.deadline)
+}
+
+func (ss *session) flushCounters() {
+	if ss.nMedia > 0 {
+		ss.s.m.media.Add(float64(ss.nMedia))
+		ss.nMedia = 0
+	}
+	if ss.nDropped > 0 {
+		ss.s.m.dropped.Add(float64(ss.nDropped))
+		ss.nDropped = 0
+	}
+}
