@@ -30,6 +30,8 @@ type recorder struct {
 	srv *httptest.Server
 	url string // ws:// URL of the endpoint
 
+	// tls serves HTTPS (the URL is then wss://).
+	tls bool
 	// refuse, when non-zero, answers upgrades with this HTTP status.
 	refuse int
 	// keepOpenAfterStop makes the server wait for the client's close instead
@@ -50,7 +52,12 @@ func newRecorder(t *testing.T, setup func(*recorder)) *recorder {
 	if setup != nil {
 		setup(r)
 	}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.handle))
+	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(r.handle))
+	if r.tls {
+		r.srv.StartTLS()
+	} else {
+		r.srv.Start()
+	}
 	t.Cleanup(r.srv.Close)
 	r.url = "ws" + strings.TrimPrefix(r.srv.URL, "http") + "/twilio/media"
 	return r

@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,6 +133,31 @@ func TestMessageSequenceAndFormat(t *testing.T) {
 	}
 	if sum.FramesSent != [2]int64{20, 20} {
 		t.Errorf("FramesSent = %v", sum.FramesSent)
+	}
+}
+
+func TestTLSThroughNetDial(t *testing.T) {
+	rec := newRecorder(t, func(r *recorder) { r.tls = true })
+	pool := x509.NewCertPool()
+	pool.AddCert(rec.srv.Certificate())
+	addr := rec.srv.Listener.Addr().String()
+	var dialed atomic.Int32
+	const public = "wss://recorder.example.com/twilio/media"
+	sum := run(t, t.Context(), simulate.Config{
+		URL: public, AuthToken: token, Duration: 100 * time.Millisecond, Realtime: fast(),
+		TLSConfig: &tls.Config{RootCAs: pool},
+		NetDial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			dialed.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	})
+	rec.wait()
+	if c := sum.Calls[0]; c.Err != nil || !c.StopSent || dialed.Load() != 1 {
+		t.Fatalf("err %v stop %v dials %d", c.Err, c.StopSent, dialed.Load())
+	}
+	if sig := rec.streams[0].header.Get(twilio.SignatureHeader); !twilio.NewValidator(token).ValidateUpgrade(public, sig) {
+		t.Errorf("signature %q does not validate over %s", sig, public)
 	}
 }
 
@@ -429,4 +459,40 @@ func TestWriteText(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// BenchmarkRun measures the simulator's cost per media message, as fast as
+// a server that discards everything lets it go.
+func BenchmarkRun(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ws.Upgrade(w, r, ws.UpgradeOptions{})
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var buf []byte
+		for {
+			_, msg, err := c.ReadMessage(buf)
+			if err != nil {
+				return
+			}
+			if bytes.Contains(msg, []byte(`"event":"stop"`)) {
+				_ = c.CloseWith(ws.CloseNormal, "")
+				return
+			}
+			buf = msg
+		}
+	}))
+	b.Cleanup(srv.Close)
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	b.ReportAllocs()
+	var msgs int64
+	for b.Loop() {
+		sum, err := simulate.Run(b.Context(), simulate.Config{URL: url, Calls: 4, Duration: 20 * time.Second, Realtime: fast()})
+		if err != nil || sum.Failed != 0 {
+			b.Fatalf("Run: %v, %d failed", err, sum.Failed)
+		}
+		msgs += sum.FramesSent[0] + sum.FramesSent[1]
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(msgs), "ns/msg")
 }

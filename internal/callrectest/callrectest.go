@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -37,17 +38,25 @@ func Logger(tb testing.TB) *slog.Logger {
 	if os.Getenv("CALLREC_TEST_LOG") == "" {
 		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w := &testWriter{tb: tb}
+	tb.Cleanup(func() { w.done.Store(true) })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type testWriter struct{ tb testing.TB }
+// testWriter logs through tb until the test ends (logging after that panics).
+type testWriter struct {
+	tb   testing.TB
+	done atomic.Bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.tb.Log(string(p))
+func (w *testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.tb.Log(string(p))
+	}
 	return len(p), nil
 }
 
-var _ io.Writer = testWriter{}
+var _ io.Writer = (*testWriter)(nil)
 
 // Eventually polls cond every 10 ms until it returns true or timeout passes,
 // then fails the test with msg. It never sleeps longer than needed.

@@ -1,0 +1,41 @@
+# callrec — see README.md. `make help` lists the targets.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X callrec.Version=$(VERSION)
+FUZZTIME ?= 10s
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test bench fuzz lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/callrec
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/callrec ./cmd/callrec
+
+run: build ## the whole system in one process with demo calls; open http://127.0.0.1:8080
+	./bin/callrec run --demo --log-format text
+
+test: ## every test, with the race detector (what CI runs)
+	$(GO) version
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+bench: build ## Go benchmarks of the frame path, then the load run (simulate against run and the bare WebSocket floor)
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./mediaadapter/... ./recorder/... ./internal/link/
+	$(GO) run ./bench/load -calls 200 -duration 60s
+
+fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; done
+
+lint: ## gofmt, go vet, staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+clean: ## remove build output and the demo data
+	rm -rf bin data
