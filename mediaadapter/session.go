@@ -45,8 +45,13 @@ func (ss *session) shutdown() {
 	ss.closeMu.Lock()
 	ss.closing = true
 	ss.closeMu.Unlock()
-	_ = ss.conn.CloseWith(ws.CloseGoingAway, "recorder shutting down")
+	_ = ss.conn.SendClose(ws.CloseGoingAway, "recorder shutting down")
+	// Wake the read loop: it sees the peer's close answer or this deadline.
+	_ = ss.conn.SetReadDeadline(time.Now().Add(closeLinger))
 }
+
+// closeLinger is how long a closing socket waits for the peer's close frame.
+const closeLinger = time.Second
 
 func (ss *session) isShuttingDown() bool {
 	ss.closeMu.Lock()
@@ -71,7 +76,7 @@ func (ss *session) run() {
 		e = end{reason: callrec.EndShutdown, detail: "adapter shut down mid-stream"}
 	}
 	if e.code != 0 {
-		_ = ss.conn.CloseWith(e.code, e.detail)
+		_ = ss.conn.CloseWith(e.code, e.detail, closeLinger)
 	} else {
 		_ = ss.conn.Close()
 	}

@@ -126,12 +126,20 @@ func (t *trackState) fill(chunk uint32, tpos int64, n int) (int64, int, bool) {
 		}
 		pos := min(max(tpos, g.start), max(g.start, g.end-int64(n)))
 		w := int(min(int64(n), g.end-pos))
+		// What stays silent on either side is still a gap: a missing gap
+		// while chunks are missing there, else (the gap was wider than its
+		// frames: the timestamps jumped) a timing gap, as in-order delivery
+		// would have listed it (none before chunk 1).
 		var repl []gapSpan
 		if chunk > g.from {
 			repl = append(repl, gapSpan{cause: g.cause, from: g.from, to: chunk - 1, start: g.start, end: pos})
+		} else if chunk > 1 && pos-g.start >= jitterSamples {
+			repl = append(repl, gapSpan{cause: callrec.GapTiming, start: g.start, end: pos})
 		}
 		if chunk < g.to {
 			repl = append(repl, gapSpan{cause: g.cause, from: chunk + 1, to: g.to, start: pos + int64(w), end: g.end})
+		} else if g.end-(pos+int64(w)) >= jitterSamples {
+			repl = append(repl, gapSpan{cause: callrec.GapTiming, start: pos + int64(w), end: g.end})
 		}
 		t.gaps = append(t.gaps[:i], append(repl, t.gaps[i+1:]...)...)
 		return pos, w, true

@@ -310,7 +310,7 @@ func (c *call) finish(streamErr error) {
 	default:
 		c.awaitServerClose()
 		// Ignore the error: the peer may have closed the socket already.
-		_ = c.conn.CloseWith(ws.CloseNormal, "")
+		_ = c.conn.CloseWith(ws.CloseNormal, "", 0)
 	}
 	<-c.readDone
 	var ce *ws.CloseError

@@ -98,7 +98,7 @@ func (r *recorder) handle(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		if !r.keepOpenAfterStop && bytes.Contains(b, []byte(`"event":"stop"`)) {
-			_ = c.CloseWith(ws.CloseNormal, "")
+			_ = c.CloseWith(ws.CloseNormal, "", 0)
 			return
 		}
 	}

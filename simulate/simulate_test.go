@@ -374,7 +374,7 @@ func TestServerClosesMidStream(t *testing.T) {
 	rec := newRecorder(t, func(r *recorder) {
 		r.onMessage = func(c *ws.Conn, i int, _ []byte) bool {
 			if i == 1 { // after start
-				_ = c.CloseWith(ws.ClosePolicyViolation, "stream not allowed")
+				_ = c.CloseWith(ws.ClosePolicyViolation, "stream not allowed", 0)
 				return true
 			}
 			return false
@@ -477,7 +477,7 @@ func BenchmarkRun(b *testing.B) {
 				return
 			}
 			if bytes.Contains(msg, []byte(`"event":"stop"`)) {
-				_ = c.CloseWith(ws.CloseNormal, "")
+				_ = c.CloseWith(ws.CloseNormal, "", 0)
 				return
 			}
 			buf = msg

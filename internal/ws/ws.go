@@ -197,16 +197,36 @@ func (c *Conn) WriteText(p []byte) error { return c.c.WriteMessage(websocket.Tex
 // WriteBinary sends one binary message.
 func (c *Conn) WriteBinary(p []byte) error { return c.c.WriteMessage(websocket.BinaryMessage, p) }
 
-// CloseWith sends a close frame with code and reason, then closes the TCP
-// connection. The reason is cut to the 123 bytes a close frame allows.
-func (c *Conn) CloseWith(code int, reason string) error {
+// SendClose sends a close frame with code and reason (cut to the 123 bytes
+// a close frame allows). It is safe to call while another goroutine reads.
+func (c *Conn) SendClose(code int, reason string) error {
 	if len(reason) > 123 {
 		reason = reason[:123]
 	}
-	msg := websocket.FormatCloseMessage(code, reason)
-	werr := c.c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	err := c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	if errors.Is(err, websocket.ErrCloseSent) {
+		return nil
+	}
+	return err
+}
+
+// CloseWith sends a close frame, waits up to linger for the peer's close
+// (discarding what it still sends), then closes the TCP connection.
+// Closing with unread data makes the kernel send a reset, which can destroy
+// the close frame before the peer reads it; the wait avoids that. Call it
+// from the reading goroutine.
+func (c *Conn) CloseWith(code int, reason string, linger time.Duration) error {
+	werr := c.SendClose(code, reason)
+	if werr == nil && linger > 0 {
+		_ = c.c.SetReadDeadline(time.Now().Add(linger))
+		for {
+			if _, _, err := c.Discard(); err != nil {
+				break
+			}
+		}
+	}
 	cerr := c.c.Close()
-	if werr != nil && !errors.Is(werr, websocket.ErrCloseSent) && !errors.Is(werr, net.ErrClosed) {
+	if werr != nil && !errors.Is(werr, net.ErrClosed) {
 		return werr
 	}
 	return cerr
