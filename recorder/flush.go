@@ -150,7 +150,9 @@ func (r *recording) flush(final bool) error {
 		}
 		r.n.m.fsyncSeconds.Observe(time.Since(syncStart).Seconds())
 	}
+	r.mu.Lock() // snapshotLocked reads synced holding only mu
 	r.synced = data
+	r.mu.Unlock()
 	r.n.m.bytesWritten.Add(float64(len(r.out)))
 	r.n.m.frames.Add(float64(delta))
 	if seq > 0 {

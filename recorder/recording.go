@@ -74,7 +74,7 @@ func (r *recording) Frame(f *callrec.Frame) {
 		return
 	}
 	data := f.Payload[:w]
-	if pos < r.win.base {
+	if pos < r.win.base && w > 0 {
 		// Late: part or all of its place is already in the file.
 		k := min(int64(w), r.win.base-pos)
 		r.patches = append(r.patches, patch{pos: pos, t: f.Track, data: append([]byte(nil), data[:k]...)})

@@ -154,6 +154,8 @@ func (c *Client) shutdown() {
 // serve runs one connection until it fails or ctx is done.
 func (c *Client) serve(ctx context.Context, conn net.Conn) error {
 	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() }) // also during the handshake
+	defer stop()
 	br := bufio.NewReaderSize(conn, 32<<10)
 	if err := c.handshake(conn, br); err != nil {
 		return err
@@ -350,6 +352,7 @@ func (c *Client) Open(info callrec.StreamInfo) *Stream {
 	c.mu.Lock()
 	c.nextID++
 	s := &Stream{c: c, id: c.nextID, info: info, needOpen: true, queued: true, done: make(chan struct{})}
+	c.Stats.StreamsActive.Add(1) // finish takes it back, also just below
 	if c.closed {
 		c.mu.Unlock()
 		s.finish(nil, ErrClientClosed)
@@ -358,7 +361,6 @@ func (c *Client) Open(info callrec.StreamInfo) *Stream {
 	c.streams[s.id] = s
 	c.ready = append(c.ready, s)
 	c.mu.Unlock()
-	c.Stats.StreamsActive.Add(1)
 	c.signal()
 	return s
 }

@@ -24,6 +24,9 @@ func readMessage(r *bufio.Reader, buf []byte) (byte, []byte, []byte, error) {
 	}
 	buf = buf[:size]
 	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the header came: this is no clean end
+		}
 		return 0, nil, buf, fmt.Errorf("read message body: %w", err)
 	}
 	return hdr[4], buf, buf, nil

@@ -25,6 +25,7 @@ type Stream struct {
 	acked    uint64
 	inum     callrec.INUM
 	needOpen bool
+	sentOpen bool // an OPEN went out on some connection: re-opens are resumes
 	queued   bool // in the client's ready list
 	closing  bool
 	drops    [callrec.NumTracks]dropRun
@@ -221,7 +222,7 @@ func (s *Stream) drainTo(out []byte) []byte {
 	s.queued = false
 	if s.needOpen {
 		req := OpenRequest{Info: s.info}
-		if s.acked > 0 || s.inum != "" || s.sentOff > 0 {
+		if s.acked > 0 || s.inum != "" || s.sentOpen {
 			req.Resume = &Resume{INUM: s.inum, AckedSeq: s.acked}
 		}
 		body, _ := json.Marshal(req)
@@ -230,7 +231,7 @@ func (s *Stream) drainTo(out []byte) []byte {
 		out = appendU32(out, s.id)
 		out = append(out, body...)
 		out = finishMessage(out, off)
-		s.needOpen = false
+		s.needOpen, s.sentOpen = false, true
 	}
 	if s.sentOff < len(s.buf) {
 		var off int
@@ -306,9 +307,11 @@ func (s *Stream) finish(r *CloseReply, err error) {
 		freed := len(s.buf) - s.ackOff
 		s.buf, s.recs = nil, nil
 		s.ackOff, s.sentOff = 0, 0
-		s.mu.Unlock()
 		s.c.Stats.RetainedBytes.Add(-int64(freed))
 		s.c.Stats.StreamsActive.Add(-1)
+		// Close done before unlocking: Frame, Note and Close check it under
+		// s.mu, and must not append to the buffer just released.
 		close(s.done)
+		s.mu.Unlock()
 	})
 }
