@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Blob is random-access storage for one recording's bytes. A plain file
@@ -37,6 +38,31 @@ type FileStore struct {
 var _ BlobStore = FileStore{}
 
 type fileBlob struct{ *os.File }
+
+// Sync flushes the file's data and the metadata needed to read it back
+// (its size) with fdatasync: an appended WAV needs nothing else, and the
+// modification time is not worth a journal commit per flush.
+func (f fileBlob) Sync() error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fdatasync(int(fd))
+			if serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("fdatasync %s: %w", f.Name(), serr)
+	}
+	return nil
+}
 
 func (f fileBlob) Size() (int64, error) {
 	st, err := f.Stat()

@@ -49,7 +49,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		NodeID:             1,
-		FlushInterval:      200 * time.Millisecond,
+		FlushInterval:      time.Second,
 		Fsync:              true,
 		LagLimit:           time.Second,
 		ResumeGrace:        30 * time.Second,

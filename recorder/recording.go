@@ -34,7 +34,8 @@ type recording struct {
 	closeSeq   uint64
 	errs       []callrec.StreamError
 	errCounts  map[string]int
-	reported   int64 // frames counted in metrics
+	reported   int64  // frames counted in metrics
+	lastSeq    uint64 // highest record sequence received
 
 	ioMu     sync.Mutex // file I/O: flushes and finalize
 	blob     Blob
@@ -57,6 +58,9 @@ var _ link.StreamSink = (*recording)(nil)
 func (r *recording) Frame(f *callrec.Frame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.fresh(f.Seq) {
+		return
+	}
 	if !r.declared[f.Track] {
 		r.errorLocked(callrec.ErrKindBadField, "frame for track "+f.Track.String()+" the stream did not announce")
 		r.pending.push(f.Seq, 0)
@@ -91,6 +95,9 @@ func (r *recording) Frame(f *callrec.Frame) {
 func (r *recording) Note(seq uint64, n link.Note) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.fresh(seq) {
+		return
+	}
 	if n.Kind == callrec.ErrKindOverflow {
 		if t, ok := callrec.ParseTrack(n.Track); ok {
 			r.tracks[t].addOverflow(n.FromChunk, n.ToChunk, n.Frames)
@@ -103,7 +110,7 @@ func (r *recording) Note(seq uint64, n link.Note) {
 // Close implements link.StreamSink: the stream ended; finish the recording.
 func (r *recording) Close(seq uint64, c link.Close) {
 	r.mu.Lock()
-	if r.closing != nil {
+	if !r.fresh(seq) || r.closing != nil {
 		r.mu.Unlock()
 		return
 	}
@@ -132,11 +139,18 @@ func (r *recording) reattach(rp *link.Replier) uint64 {
 	return r.lastSeqLocked()
 }
 
-func (r *recording) lastSeqLocked() uint64 {
-	if r.pending.len() > 0 {
-		return r.pending.q[len(r.pending.q)-1].seq
+func (r *recording) lastSeqLocked() uint64 { return r.lastSeq }
+
+// fresh reports whether a record is new and marks it seen. After the adapter
+// reconnects, the old connection may still deliver records the new one
+// replays: the recording, not the connection, decides what it already has.
+// Called with r.mu held.
+func (r *recording) fresh(seq uint64) bool {
+	if seq <= r.lastSeq {
+		return false
 	}
-	return r.durable
+	r.lastSeq = seq
+	return true
 }
 
 func (r *recording) errorLocked(kind, detail string) {

@@ -68,7 +68,12 @@ func (w *window) take(f int64, out []byte) []byte {
 	out = slices.Grow(out, 2*n)[:start+2*n]
 	o := out[start:]
 	l, r := w.ch[callrec.TrackInbound], w.ch[callrec.TrackOutbound]
-	for i := 0; i < n; i++ {
+	both := min(n, len(l), len(r))
+	ll, rr, oo := l[:both], r[:both], o[:2*both]
+	for i := range ll { // the common case: both channels have audio
+		oo[2*i], oo[2*i+1] = ll[i], rr[i]
+	}
+	for i := both; i < n; i++ { // one channel (or neither) runs on
 		lv, rv := byte(callrec.MulawSilence), byte(callrec.MulawSilence)
 		if i < len(l) {
 			lv = l[i]

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,6 +42,7 @@ type allConfig struct {
 	Media           mediaadapter.Config
 	RetainBytes     int
 	ShutdownTimeout time.Duration
+	Pprof           bool
 }
 
 func (c *allConfig) register(fs *flag.FlagSet) {
@@ -64,6 +66,7 @@ func (c *allConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Media.StartTimeout, "start-timeout", mediaadapter.DefaultStartTimeout, "close a socket that sends no start within this long")
 	fs.Int64Var(&c.Media.ReadLimit, "read-limit", mediaadapter.DefaultReadLimit, "largest Media Streams message accepted, bytes")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
 }
 
 // nodeFlag registers --node-id: the recorder node id, unique in the pool.
@@ -293,5 +296,11 @@ func (s *system) httpMux() http.Handler {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /{$}", homePage(s.node))
+	if s.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }

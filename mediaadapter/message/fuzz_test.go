@@ -157,7 +157,9 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if !json.Valid(data) {
+		// Media is parsed without a strict validation pass (see Parse);
+		// everything else must be valid JSON.
+		if m.Event != message.EventMedia && !json.Valid(data) {
 			t.Fatalf("Parse accepted invalid JSON as %v", m.Event)
 		}
 		if m.Name == "" {
@@ -195,6 +197,9 @@ func checkMedia(t *testing.T, data []byte, m *message.Message, dupKeys bool) {
 	}
 	var ref refMedia
 	if err := json.Unmarshal(data, &ref); err != nil {
+		if !json.Valid(data) {
+			return // leniently parsed media (see Parse): nothing to compare with
+		}
 		t.Fatalf("Parse accepted a media message encoding/json rejects: %v", err)
 	}
 	if dupKeys {
