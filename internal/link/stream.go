@@ -30,7 +30,10 @@ type Stream struct {
 	closing  bool
 	drops    [callrec.NumTracks]dropRun
 	dropped  int64
-	lastSent time.Time
+	frames   int64 // frames queued
+	// what publishLocked has added to the client's stats
+	pubRetained, pubFrames int64
+	lastSent               time.Time
 
 	done  chan struct{}
 	once  sync.Once
@@ -111,18 +114,15 @@ func (s *Stream) Frame(f *callrec.Frame) bool {
 		s.c.Stats.FramesDropped.Add(1)
 		return false
 	}
-	before := len(s.buf)
 	s.flushDrops()
 	s.seq++
 	f.Seq = s.seq
 	s.buf = appendFrame(s.buf, f)
 	s.recs = append(s.recs, recMeta{seq: s.seq, end: len(s.buf)})
+	s.frames++
 	wake := !s.queued
 	s.queued = true
-	grown := len(s.buf) - before
 	s.mu.Unlock()
-	s.c.Stats.FramesQueued.Add(1)
-	s.c.Stats.RetainedBytes.Add(int64(grown))
 	if wake {
 		s.c.enqueue(s)
 	}
@@ -152,13 +152,10 @@ func (s *Stream) Note(n Note) {
 		s.mu.Unlock()
 		return
 	}
-	before := len(s.buf)
 	s.appendNoteLocked(n)
 	wake := !s.queued
 	s.queued = true
-	grown := len(s.buf) - before
 	s.mu.Unlock()
-	s.c.Stats.RetainedBytes.Add(int64(grown))
 	if wake {
 		s.c.enqueue(s)
 	}
@@ -179,7 +176,6 @@ func (s *Stream) Close(cl Close) {
 		s.mu.Unlock()
 		return
 	}
-	before := len(s.buf)
 	s.flushDrops()
 	body, _ := json.Marshal(cl)
 	s.seq++
@@ -188,9 +184,7 @@ func (s *Stream) Close(cl Close) {
 	s.closing = true
 	wake := !s.queued
 	s.queued = true
-	grown := len(s.buf) - before
 	s.mu.Unlock()
-	s.c.Stats.RetainedBytes.Add(int64(grown))
 	if wake {
 		s.c.enqueue(s)
 	}
@@ -220,6 +214,7 @@ func (s *Stream) drainTo(out []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.queued = false
+	s.publishLocked()
 	if s.needOpen {
 		req := OpenRequest{Info: s.info}
 		if s.acked > 0 || s.inum != "" || s.sentOpen {
@@ -268,7 +263,6 @@ func (s *Stream) ack(seq uint64) {
 		return
 	}
 	end := s.recs[i-1].end
-	freed := end - s.ackOff
 	s.ackOff = end
 	s.recs = s.recs[i:]
 	s.acked = seq
@@ -276,9 +270,24 @@ func (s *Stream) ack(seq uint64) {
 		s.c.Stats.AckLatencyNsum.Add(int64(time.Since(s.lastSent)))
 	}
 	s.compact()
+	s.publishLocked()
 	s.mu.Unlock()
 	s.c.Stats.Acks.Add(1)
-	s.c.Stats.RetainedBytes.Add(-int64(freed))
+}
+
+// publishLocked folds the stream's counters into the client's shared ones.
+// It runs once per batch or ack, not per frame: shared atomics updated by
+// every read loop would bounce one cache line between cores 100 times a
+// second per stream. Called with s.mu held.
+func (s *Stream) publishLocked() {
+	if d := int64(len(s.buf)-s.ackOff) - s.pubRetained; d != 0 {
+		s.c.Stats.RetainedBytes.Add(d)
+		s.pubRetained += d
+	}
+	if d := s.frames - s.pubFrames; d != 0 {
+		s.c.Stats.FramesQueued.Add(d)
+		s.pubFrames = s.frames
+	}
 }
 
 // compact moves retained bytes to the front once the acknowledged prefix is
@@ -304,10 +313,9 @@ func (s *Stream) finish(r *CloseReply, err error) {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.reply, s.err = r, err
-		freed := len(s.buf) - s.ackOff
 		s.buf, s.recs = nil, nil
 		s.ackOff, s.sentOff = 0, 0
-		s.c.Stats.RetainedBytes.Add(-int64(freed))
+		s.publishLocked()
 		s.c.Stats.StreamsActive.Add(-1)
 		// Close done before unlocking: Frame, Note and Close check it under
 		// s.mu, and must not append to the buffer just released.

@@ -39,6 +39,16 @@ type Parser struct {
 func (p *Parser) Parse(data []byte) (*Message, error) {
 	m := &p.msg
 	*m = Message{}
+	if p.parseMediaFast(data, m) {
+		return m, nil
+	}
+	*m = Message{}
+	return p.parse(data)
+}
+
+// parse is the general path: fastjson, every event, precise errors.
+func (p *Parser) parse(data []byte) (*Message, error) {
+	m := &p.msg
 	v, err := p.json.ParseBytes(data)
 	if err != nil {
 		return nil, malformed(err)
