@@ -20,10 +20,15 @@ func (w *window) put(t callrec.Track, pos int64, data []byte) {
 	off := int(pos - w.base)
 	end := off + len(data)
 	c := w.ch[t]
-	if end > len(c) {
+	switch {
+	case off == len(c): // the common case: right after what the track has
+		c = append(c, data...)
+	case end > len(c):
 		c = extendSilence(c, end)
+		copy(c[off:end], data)
+	default:
+		copy(c[off:end], data)
 	}
-	copy(c[off:end], data)
 	w.ch[t] = c
 	if e := pos + int64(len(data)); e > w.hi[t] {
 		w.hi[t] = e

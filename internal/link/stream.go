@@ -28,6 +28,7 @@ type Stream struct {
 	sentOpen bool // an OPEN went out on some connection: re-opens are resumes
 	queued   bool // in the client's ready list
 	closing  bool
+	finished bool // done is closed; set under mu
 	drops    [callrec.NumTracks]dropRun
 	dropped  int64
 	frames   int64 // frames queued
@@ -98,7 +99,7 @@ func (s *Stream) Acked() uint64 {
 // recorder as an overflow gap as soon as there is room again.
 func (s *Stream) Frame(f *callrec.Frame) bool {
 	s.mu.Lock()
-	if s.closing || s.isDone() {
+	if s.closing || s.finished {
 		s.mu.Unlock()
 		return false
 	}
@@ -148,7 +149,7 @@ func (s *Stream) flushDrops() {
 // Note queues an observation (bad input, a drop) for the recording.
 func (s *Stream) Note(n Note) {
 	s.mu.Lock()
-	if s.closing || s.isDone() {
+	if s.closing || s.finished {
 		s.mu.Unlock()
 		return
 	}
@@ -172,7 +173,7 @@ func (s *Stream) appendNoteLocked(n Note) {
 // and answers; Done is closed then.
 func (s *Stream) Close(cl Close) {
 	s.mu.Lock()
-	if s.closing || s.isDone() {
+	if s.closing || s.finished {
 		s.mu.Unlock()
 		return
 	}
@@ -264,7 +265,9 @@ func (s *Stream) ack(seq uint64) {
 	}
 	end := s.recs[i-1].end
 	s.ackOff = end
-	s.recs = s.recs[i:]
+	// Drop the acknowledged records in place, so the slice's storage is
+	// reused instead of regrown after every ack.
+	s.recs = s.recs[:copy(s.recs, s.recs[i:])]
 	s.acked = seq
 	if !s.lastSent.IsZero() {
 		s.c.Stats.AckLatencyNsum.Add(int64(time.Since(s.lastSent)))
@@ -304,7 +307,7 @@ func (s *Stream) compact() {
 		s.recs[i].end -= shift
 	}
 	s.ackOff = 0
-	if s.recs != nil && cap(s.recs) > 4*len(s.recs)+64 {
+	if cap(s.recs) > 4*len(s.recs)+64 {
 		s.recs = append([]recMeta(nil), s.recs...)
 	}
 }
@@ -314,6 +317,7 @@ func (s *Stream) finish(r *CloseReply, err error) {
 		s.mu.Lock()
 		s.reply, s.err = r, err
 		s.buf, s.recs = nil, nil
+		s.finished = true
 		s.ackOff, s.sentOff = 0, 0
 		s.publishLocked()
 		s.c.Stats.StreamsActive.Add(-1)
