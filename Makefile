@@ -24,7 +24,8 @@ test: ## every test, with the race detector (what CI runs)
 
 bench: build ## Go benchmarks of the frame path, then the load run (simulate against run and the bare WebSocket floor)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./mediaadapter/... ./recorder/... ./internal/link/
-	$(GO) run ./bench/load -calls 200 -duration 60s
+	$(GO) test -run='^$$' -bench=FramePath -benchmem -benchtime=1000000x ./bench/framepath
+	$(GO) run ./bench/load -calls 200 -duration 60s -max 400,600,800,1000,1200,1500 -max-duration 30s
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -71,7 +71,10 @@ type AudioInfo struct {
 	Channels   int    `json:"channels"`
 	DataBytes  int64  `json:"data_bytes"`
 	DurationMS int64  `json:"duration_ms"`
-	SHA256     string `json:"sha256,omitempty"` // hex digest of the whole file, set when finished
+	// OffsetMS is the stream time (ms since the stream started) of the
+	// file's first sample: non-zero for a segment continuing another INUM.
+	OffsetMS int64  `json:"offset_ms,omitempty"`
+	SHA256   string `json:"sha256,omitempty"` // hex digest of the whole file, set when finished
 }
 
 // Accounting is a recording's frame accounting: what was expected, what

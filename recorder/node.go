@@ -174,6 +174,7 @@ func (n *Node) OpenStream(ctx context.Context, key link.StreamKey, req link.Open
 		log: n.log.With(callrec.LogKeyINUM, meta.INUM, callrec.LogKeyCallSID, info.CallSID)}
 	for _, t := range info.Tracks {
 		r.declared[t] = true
+		r.tracks[t].continues = meta.PreviousINUM != ""
 	}
 	if err := n.createBlob(r); err != nil {
 		meta.State, meta.EndReason, meta.EndDetail = callrec.StateInterrupted, callrec.EndWriteError, err.Error()

@@ -36,6 +36,11 @@ type recording struct {
 	errCounts  map[string]int
 	reported   int64  // frames counted in metrics
 	lastSeq    uint64 // highest record sequence received
+	// origin is the stream position (samples) of the file's first sample:
+	// 0, except in a segment that continues another INUM, where the file
+	// starts shortly before the first frame instead of at stream start.
+	origin    int64
+	originSet bool
 
 	ioMu     sync.Mutex // file I/O: flushes and finalize
 	blob     Blob
@@ -78,7 +83,18 @@ func (r *recording) Frame(f *callrec.Frame) {
 		return
 	}
 	data := f.Payload[:w]
-	if pos < r.win.base && w > 0 {
+	if ts.continues {
+		if !r.originSet {
+			// Leave room for the other track, which may be a little behind.
+			r.origin, r.originSet = max(0, pos-r.n.lagSamples), true
+			r.meta.Audio.OffsetMS = r.origin / callrec.SamplesPerMS
+		}
+		pos -= r.origin
+		if pos < 0 { // more than the lag limit before the first frame: cannot happen with Twilio's pacing
+			data, pos = data[min(int64(len(data)), -pos):], 0
+		}
+	}
+	if pos < r.win.base && len(data) > 0 {
 		// Late: part or all of its place is already in the file.
 		k := min(int64(w), r.win.base-pos)
 		r.patches = append(r.patches, patch{pos: pos, t: f.Track, data: append([]byte(nil), data[:k]...)})

@@ -41,6 +41,10 @@ type gapSpan struct {
 // chunks become a gap. A late frame (chunk below the highest seen) goes into
 // the gap that waits for it, at its timestamp clamped into the gap.
 type trackState struct {
+	// continues is set for a segment that continues another INUM's stream:
+	// its first frame starts the count, the chunks before are in the other
+	// segment, not missing.
+	continues  bool
 	started    bool
 	firstChunk uint32
 	lastChunk  uint32 // highest chunk placed
@@ -80,7 +84,7 @@ func (t *trackState) place(chunk, ts uint32, n int) (pos int64, w int, p placeme
 	switch {
 	case !t.started:
 		t.started, t.firstChunk, t.lastChunk = true, chunk, chunk
-		if chunk > 1 {
+		if chunk > 1 && !t.continues {
 			t.addGap(gapSpan{cause: callrec.GapMissing, from: 1, to: chunk - 1, start: 0, end: tpos})
 		}
 		pos = tpos
@@ -180,6 +184,9 @@ func (t *trackState) accounting(tr callrec.Track) callrec.TrackAccounting {
 	if t.started {
 		a.FirstChunk, a.LastChunk = t.firstChunk, t.lastChunk
 		a.Expected = int64(t.lastChunk)
+		if t.continues {
+			a.Expected = int64(t.lastChunk-t.firstChunk) + 1
+		}
 	}
 	a.Missing = a.Expected - a.Received
 	for _, g := range t.gaps {

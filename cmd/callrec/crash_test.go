@@ -26,20 +26,31 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// proc is `callrec run` in a child process.
+// proc is a callrec command in a child process.
 type proc struct {
 	cmd      *exec.Cmd
 	httpURL  string
 	mediaURL string
-	done     chan struct{} // closed when the process has exited
-	err      error         // its exit status, once done is closed
+	fields   map[string]any // of the line that said the process was ready
+	done     chan struct{}  // closed when the process has exited
+	err      error          // its exit status, once done is closed
 }
 
 // startProc starts `callrec run` on dataDir and waits until it listens.
 func startProc(t *testing.T, dataDir string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "run", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--media-addr", "127.0.0.1:0",
-		"--twilio-auth-token", testToken, "--flush-interval", "50ms", "--log-format", "json")
+	p := startChild(t, "callrec running", "run", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--media-addr", "127.0.0.1:0",
+		"--twilio-auth-token", testToken, "--flush-interval", "50ms")
+	p.httpURL, _ = p.fields["http_url"].(string)
+	p.mediaURL, _ = p.fields["media_url"].(string)
+	return p
+}
+
+// startChild runs this test binary as `callrec args…` and waits for the
+// JSON log line whose msg is ready. The process is killed when the test ends.
+func startChild(t *testing.T, ready string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append(args, "--log-format", "json")...)
 	cmd.Env = append(os.Environ(), "CALLREC_TEST_AS_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -49,19 +60,15 @@ func startProc(t *testing.T, dataDir string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
-	ready := make(chan struct{})
+	readyc := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			var line struct {
-				Msg      string `json:"msg"`
-				HTTPURL  string `json:"http_url"`
-				MediaURL string `json:"media_url"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "callrec running" {
-				p.httpURL, p.mediaURL = line.HTTPURL, line.MediaURL
-				close(ready)
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == ready && p.fields == nil {
+				p.fields = line
+				close(readyc)
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -75,11 +82,11 @@ func startProc(t *testing.T, dataDir string) *proc {
 		<-p.done
 	})
 	select {
-	case <-ready:
+	case <-readyc:
 	case <-p.done:
-		t.Fatalf("callrec run exited before listening: %v", p.err)
+		t.Fatalf("callrec %s exited before it was ready: %v", args[0], p.err)
 	case <-time.After(30 * time.Second):
-		t.Fatal("callrec run did not start within 30s")
+		t.Fatalf("callrec %s not ready within 30s", args[0])
 	}
 	return p
 }

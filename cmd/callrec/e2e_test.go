@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"callrec"
+	"callrec/internal/callrectest"
 	"callrec/simulate"
 )
 
@@ -145,4 +146,21 @@ func checkAccounting(t *testing.T, c simulate.CallResult, rec *callrec.Recording
 	if m.StopSeq != c.LastSeq || m.TailMissed != tail {
 		t.Errorf("call %d messages %+v, want stop %d and tail %d", c.Index, m, c.LastSeq, tail)
 	}
+}
+
+// TestDemo: `run --demo` without a token generates one, keeps signature
+// checks on, and its simulated calls get recorded.
+func TestDemo(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AuthToken, cfg.Demo = "", true
+	s := startRun(t, cfg)
+	if s.cfg.Media.AuthToken == "" || s.cfg.Media.SkipSignature {
+		t.Fatal("demo runs without signature checks")
+	}
+	callrectest.Eventually(t, 15*time.Second, "a demo call is being recorded", func() bool {
+		var list struct{ Recordings []callrec.Recording }
+		getJSON(t, s.HTTPURL+"/api/recordings", &list)
+		return len(list.Recordings) > 0 && list.Recordings[0].Stream.CustomParameters["demo"] == "true" &&
+			list.Recordings[0].Accounting.Messages.MediaSeen > 0
+	})
 }

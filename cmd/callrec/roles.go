@@ -70,9 +70,13 @@ func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) er
 	mux := http.NewServeMux()
 	mux.Handle("/api/", node.Handler())
 	mux.Handle("GET /{$}", homePage(node))
-	ready := func() bool { return true }
-	addOps(mux, reg, ready)
-	log.Info("recorder running", "link_addr", ln.Addr().String(), "http_addr", *httpAddr, "node", cfg.NodeID, "version", callrec.Version)
+	addOps(mux, reg, func() bool { return true })
+	httpLn, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("http listener: %w", err)
+	}
+	log.Info("recorder running", "link_addr", ln.Addr().String(), "http_addr", httpLn.Addr().String(), "node", cfg.NodeID, "version", callrec.Version)
 
 	// Stop order: the link first (adapters reconnect elsewhere or resume),
 	// then the node finishes what is open, then the API.
@@ -82,7 +86,7 @@ func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) er
 	wg.Go(func() { _ = node.Run(nodeCtx) })
 	linkDone := make(chan error, 1)
 	go func() { linkDone <- srv.Serve(linkCtx, ln) }()
-	return serveHTTP(ctx, *httpAddr, mux, log, func() {
+	return serveHTTP(ctx, httpLn, mux, log, func() {
 		stopLink()
 		<-linkDone
 		stopNode()
@@ -156,8 +160,16 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	})
 	ops := http.NewServeMux()
 	addOps(ops, reg, client.Connected)
-	log.Info("media adapter running", "media_addr", ln.Addr().String(), "public_url", mc.PublicURL, "recorder", *recAddr, "version", callrec.Version)
-	return serveHTTP(ctx, *httpAddr, ops, log, func() {
+	httpLn, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		stopLink()
+		_ = mediaSrv.Close()
+		wg.Wait()
+		return fmt.Errorf("http listener: %w", err)
+	}
+	log.Info("media adapter running", "media_addr", ln.Addr().String(), "public_url", mc.PublicURL, "recorder", *recAddr,
+		"http_addr", httpLn.Addr().String(), "version", callrec.Version)
+	return serveHTTP(ctx, httpLn, ops, log, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		_ = mediaSrv.Shutdown(sctx)
@@ -191,14 +203,9 @@ func addOps(mux *http.ServeMux, reg *prometheus.Registry, ready func() bool) {
 	})
 }
 
-// serveHTTP serves h on addr until ctx is done, then runs stop and shuts
+// serveHTTP serves h on ln until ctx is done, then runs stop and shuts
 // the server down.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger, stop func()) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		stop()
-		return fmt.Errorf("http listener: %w", err)
-	}
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, stop func()) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -43,6 +43,7 @@ type allConfig struct {
 	RetainBytes     int
 	ShutdownTimeout time.Duration
 	Pprof           bool
+	Demo            bool
 }
 
 func (c *allConfig) register(fs *flag.FlagSet) {
@@ -67,6 +68,7 @@ func (c *allConfig) register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Media.ReadLimit, "read-limit", mediaadapter.DefaultReadLimit, "largest Media Streams message accepted, bytes")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
+	fs.BoolVar(&c.Demo, "demo", false, "place a steady trickle of simulated, signed calls (with a generated auth token if none is set)")
 }
 
 // nodeFlag registers --node-id: the recorder node id, unique in the pool.
@@ -179,6 +181,11 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 		}
 	})
 	s.ready.Store(true)
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	defer stopDemo()
+	if cfg.Demo {
+		bg.Go(func() { runDemo(demoCtx, s.MediaURL, s.cfg.Media.PublicURL, s.cfg.Media.AuthToken, log) })
+	}
 	log.Info("callrec running", "media_url", s.MediaURL, "public_url", s.media0PublicURL(), "http_url", s.HTTPURL,
 		"data_dir", cfg.DataDir, "node", cfg.Recorder.NodeID, "version", callrec.Version)
 	if onReady != nil {
@@ -191,6 +198,7 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 	case runErr = <-errc:
 	}
 	s.ready.Store(false)
+	stopDemo()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -253,6 +261,10 @@ func (s *system) open() error {
 	s.HTTPURL = "http://" + s.httpLn.Addr().String()
 	mc := cfg.Media
 	mc.PublicURL, mc.AuthToken, mc.SkipSignature, mc.NodeID = cfg.PublicURL, cfg.AuthToken, cfg.SkipSignature, "run"
+	if cfg.Demo && mc.AuthToken == "" {
+		mc.AuthToken = demoToken()
+		s.log.Info("demo: generated a Twilio auth token for the simulated calls (signature checks stay on)")
+	}
 	if mc.PublicURL == "" {
 		mc.PublicURL = s.MediaURL
 	}
