@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test bench fuzz lint clean
+.PHONY: help build run test test-deps bench fuzz lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -17,7 +17,13 @@ build: ## build bin/callrec
 run: build ## the whole system in one process with demo calls; open http://127.0.0.1:8080
 	./bin/callrec run --demo --log-format text
 
-test: ## every test, with the race detector (what CI runs)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+test-deps: ## install what the tests need when missing: Debian chromium, playwright-core (into test/browser)
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
+	@test -d test/browser/node_modules/playwright-core || npm ci --prefix test/browser --no-audit --no-fund
+
+test: test-deps ## every test, with the race detector (what CI runs)
 	$(GO) version
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
