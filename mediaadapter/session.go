@@ -28,6 +28,7 @@ type session struct {
 	stream    *link.Stream
 	streamSID []byte
 	frame     callrec.Frame
+	stopSeq   uint64 // Twilio's sequenceNumber of stop
 	bad       int
 	dropping  bool
 	deadline  time.Time
@@ -83,7 +84,7 @@ func (ss *session) run() {
 	attrs := []any{callrec.LogKeyReason, e.reason, "detail", e.detail}
 	if ss.stream != nil {
 		attrs = append(attrs, callrec.LogKeyStreamSID, string(ss.streamSID), callrec.LogKeyINUM, ss.stream.INUM())
-		ss.stream.Close(link.Close{Reason: e.reason, Detail: e.detail, StopSeq: ss.stopSeq(e)})
+		ss.stream.Close(link.Close{Reason: e.reason, Detail: e.detail, StopSeq: ss.stopSeq})
 	}
 	if e.warn {
 		ss.log.Warn("media stream ended abnormally", attrs...)
@@ -91,13 +92,6 @@ func (ss *session) run() {
 		ss.log.Info("media stream ended", attrs...)
 	}
 	ss.s.m.ended.WithLabelValues(e.reason).Inc()
-}
-
-func (ss *session) stopSeq(e end) uint64 {
-	if e.reason == callrec.EndStop {
-		return ss.frame.TwilioSeq
-	}
-	return 0
 }
 
 // loop reads messages until the stream ends and says how it ended.
@@ -150,6 +144,12 @@ func (ss *session) handle(msg *message.Message) (end, bool) {
 			TwilioSeq: msg.SequenceNumber, Payload: msg.Media.Payload}
 		ss.nMedia++
 		if !ss.stream.Frame(&ss.frame) {
+			if err := ss.stream.Failed(); err != nil {
+				// Nothing can record this stream any more: say so to Twilio
+				// (which reports stream-error, so the stream can be restarted)
+				// rather than swallow its audio.
+				return end{reason: callrec.EndWriteError, detail: "recording failed: " + err.Error(), code: ws.CloseInternalError, warn: true}, true
+			}
 			ss.nDropped++
 			if !ss.dropping {
 				ss.dropping = true
@@ -172,7 +172,7 @@ func (ss *session) handle(msg *message.Message) (end, bool) {
 			ss.reject(callrec.ErrKindBadField, "stop before start")
 			return end{reason: callrec.EndProtocolError, detail: "stop before start", code: ws.ClosePolicyViolation, warn: true}, true
 		}
-		ss.frame.TwilioSeq = msg.SequenceNumber
+		ss.stopSeq = msg.SequenceNumber
 		return end{reason: callrec.EndStop, code: ws.CloseNormal, detail: "stop received"}, true
 	case message.EventMark, message.EventDTMF:
 		// Only sent on bidirectional streams; nothing to record.

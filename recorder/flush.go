@@ -248,11 +248,13 @@ func (n *Node) finalize(r *recording, reason, detail string) {
 		rec.EndReason, rec.EndDetail = callrec.EndWriteError, ferr.Error()
 		r.log.Error("finish recording", callrec.LogKeyErr, ferr)
 	}
+	n.indexMu.Lock()
 	if err := n.idx.PutRecording(ctx, &rec); err != nil {
 		r.log.Error("store finished recording", callrec.LogKeyErr, err)
 		ferr = errors.Join(ferr, err)
 	}
 	n.remove(r)
+	n.indexMu.Unlock()
 	n.m.stopped.WithLabelValues(string(rec.State)).Inc()
 	r.log.Info("recording stopped", "state", rec.State, callrec.LogKeyReason, rec.EndReason,
 		"duration_ms", rec.Audio.DurationMS, "sha256", rec.Audio.SHA256)
@@ -300,6 +302,8 @@ func (n *Node) createBlob(r *recording) error {
 // checkpoint saves the live accounting of every active recording in one
 // index transaction.
 func (n *Node) checkpoint(ctx context.Context) error {
+	n.indexMu.Lock()
+	defer n.indexMu.Unlock()
 	active := n.snapshotActive()
 	if len(active) == 0 {
 		return nil

@@ -68,6 +68,10 @@ type Node struct {
 	m          *metrics
 	lagSamples int64
 
+	// indexMu orders the periodic checkpoint (snapshot, then write) with
+	// finalize's write, so a stale snapshot never overwrites a final record.
+	indexMu sync.Mutex
+
 	mu     sync.Mutex
 	active map[callrec.INUM]*recording
 	byKey  map[link.StreamKey]*recording

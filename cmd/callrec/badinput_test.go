@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -297,5 +299,34 @@ func TestBadInput(t *testing.T) {
 		if !strings.Contains(string(body), m) {
 			t.Errorf("metrics lack %s", m)
 		}
+	}
+}
+
+// TestRecorderCannotWrite: when the recorder cannot create the recording's
+// file, the stream is not silently swallowed: Twilio's socket is closed with
+// 1011 and the reason (so Twilio reports stream-error), and the index keeps
+// an interrupted record saying why.
+func TestRecorderCannotWrite(t *testing.T) {
+	cfg := testConfig(t)
+	year := filepath.Join(cfg.DataDir, "recorder", "1", time.Now().UTC().Format("2006"))
+	if err := os.MkdirAll(filepath.Dir(year), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(year, []byte("not a directory"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s := startRun(t, cfg)
+	sum, err := simulate.Run(t.Context(), simConfig(s, 1, 2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sum.Calls[0]
+	if c.CloseCode != ws.CloseInternalError || !strings.Contains(c.CloseText, "recording failed") {
+		t.Errorf("socket closed with %d %q, want 1011 recording failed", c.CloseCode, c.CloseText)
+	}
+	var list struct{ Recordings []callrec.Recording }
+	getJSON(t, s.HTTPURL+"/api/recordings?stream_sid="+c.StreamSID, &list)
+	if len(list.Recordings) != 1 || list.Recordings[0].State != callrec.StateInterrupted || list.Recordings[0].EndReason != callrec.EndWriteError {
+		t.Errorf("index has %+v, want one interrupted/write_error recording", list.Recordings)
 	}
 }

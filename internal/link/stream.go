@@ -71,6 +71,17 @@ func (s *Stream) Done() <-chan struct{} { return s.done }
 // stream. Valid after Done is closed.
 func (s *Stream) Result() (*CloseReply, error) { return s.reply, s.err }
 
+// Failed returns the error that ended the stream early (the recorder failed
+// it, or the client stopped), or nil while it is open or after a clean close.
+func (s *Stream) Failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.finished {
+		return nil
+	}
+	return s.err
+}
+
 // Dropped returns how many frames were dropped because the retention budget
 // was exceeded.
 func (s *Stream) Dropped() int64 {
