@@ -31,7 +31,7 @@ test: test-deps ## every test, with the race detector (what CI runs)
 bench: build ## Go benchmarks of the frame path, then the load run (simulate against run and the bare WebSocket floor)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./mediaadapter/... ./recorder/... ./internal/link/
 	$(GO) test -run='^$$' -bench=FramePath -benchmem -benchtime=1000000x ./bench/framepath
-	$(GO) run ./bench/load -calls 200 -duration 60s -max 400,600,800,1000,1200,1500 -max-duration 30s
+	$(GO) run ./bench/load -calls 200 -duration 60s -max 400,800,1200,1600,2000,2500,3000,3500,4000 -max-duration 30s
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	@set -e; for pkg in $$($(GO) list ./...); do \

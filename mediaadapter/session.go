@@ -76,15 +76,16 @@ func (ss *session) run() {
 	if ss.isShuttingDown() {
 		e = end{reason: callrec.EndShutdown, detail: "adapter shut down mid-stream"}
 	}
+	attrs := []any{callrec.LogKeyReason, e.reason, "detail", e.detail}
+	if ss.stream != nil {
+		// First the recording (it finishes while the socket lingers), then the socket.
+		attrs = append(attrs, callrec.LogKeyStreamSID, string(ss.streamSID), callrec.LogKeyINUM, ss.stream.INUM())
+		ss.stream.Close(link.Close{Reason: e.reason, Detail: e.detail, StopSeq: ss.stopSeq})
+	}
 	if e.code != 0 {
 		_ = ss.conn.CloseWith(e.code, e.detail, closeLinger)
 	} else {
 		_ = ss.conn.Close()
-	}
-	attrs := []any{callrec.LogKeyReason, e.reason, "detail", e.detail}
-	if ss.stream != nil {
-		attrs = append(attrs, callrec.LogKeyStreamSID, string(ss.streamSID), callrec.LogKeyINUM, ss.stream.INUM())
-		ss.stream.Close(link.Close{Reason: e.reason, Detail: e.detail, StopSeq: ss.stopSeq})
 	}
 	if e.warn {
 		ss.log.Warn("media stream ended abnormally", attrs...)
