@@ -19,9 +19,10 @@ run: build ## the whole system in one process with demo calls; open http://127.0
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-test-deps: ## install what the tests need when missing: Debian chromium, playwright-core (into test/browser)
+test-deps: ## install what the tests need when missing: Debian chromium, playwright-core, kinesis-local, Prism (npm packages into test/)
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
 	@test -d test/browser/node_modules/playwright-core || npm ci --prefix test/browser --no-audit --no-fund
+	@test -d test/services/node_modules/kinesis-local -a -d test/services/node_modules/@stoplight/prism-cli || npm ci --prefix test/services --no-audit --no-fund
 
 test: test-deps ## every test, with the race detector (what CI runs)
 	$(GO) version
