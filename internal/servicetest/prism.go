@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,22 +25,22 @@ func StartPrism(tb testing.TB) string {
 	bin := filepath.Join(root, "test", "services", "node_modules", ".bin", "prism")
 	spec := filepath.Join(root, "testdata", "twilio", "openapi", "twilio_api_v2010.json")
 	if _, err := exec.LookPath("node"); err != nil {
-		needService(tb, "node")
+		missing(tb, "node is not installed")
 	}
 	if _, err := os.Stat(bin); err != nil {
-		needService(tb, bin)
+		missing(tb, bin+" is missing")
 	}
-	port := portOnLoopback(tb)
+	port := freePort(tb)
 	cmd := exec.Command(bin, "mock", "-h", "127.0.0.1", "-p", strconv.Itoa(port), spec)
 	var out outputBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start prism: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	tb.Cleanup(func() { killGroup(cmd, done) })
+	tb.Cleanup(func() { stopProcess(cmd, done) })
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(30 * time.Second)
 	for !bytes.Contains(out.Bytes(), []byte("Prism is listening")) {
@@ -63,41 +62,6 @@ func StartPrism(tb testing.TB) string {
 	return "http://" + addr
 }
 
-// needService skips a test whose service is not installed, or fails it in CI,
-// where `make test` must have installed it.
-func needService(tb testing.TB, what string) {
-	tb.Helper()
-	if os.Getenv("CI") != "" {
-		tb.Fatalf("%s is missing: make test-deps installs it", what)
-	}
-	tb.Skipf("SKIPPED: %s is missing; run make test-deps", what)
-}
-
-// portOnLoopback returns a TCP port free on 127.0.0.1 right now.
-func portOnLoopback(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// killGroup stops a process group: TERM, then KILL after 3 s.
-func killGroup(cmd *exec.Cmd, done <-chan struct{}) {
-	if cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-}
-
 // outputBuffer is a bytes.Buffer safe for a writer and a reader.
 type outputBuffer struct {
 	mu sync.Mutex
@@ -115,4 +79,3 @@ func (s *outputBuffer) Bytes() []byte {
 	defer s.mu.Unlock()
 	return bytes.Clone(s.b.Bytes())
 }
-

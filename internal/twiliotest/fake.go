@@ -37,9 +37,9 @@ type Participant struct {
 // Stream is a stream the fake started.
 type Stream struct {
 	SID, CallSID, Name, URL, Track, StatusCallback string
-	Params                                        map[string]string
-	Status                                        string // in-progress / stopped
-	Created, Stopped                              time.Time
+	Params                                         map[string]string
+	Status                                         string // in-progress / stopped
+	Created, Stopped                               time.Time
 }
 
 // Request is one request the fake received.
