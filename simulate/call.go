@@ -55,6 +55,10 @@ type call struct {
 
 	readDone chan struct{}
 	readErr  error
+
+	// params, when set, are the exact customParameters (a stream started
+	// through the REST API); otherwise Config.Params plus call_index.
+	params map[string]string
 }
 
 func newCall(s *settings, index int, res *CallResult) *call {
@@ -163,11 +167,14 @@ func (c *call) stream(ctx context.Context) error {
 	if err := c.write(connectedMsg); err != nil {
 		return err
 	}
-	params := make(map[string]string, len(c.s.Params)+1)
-	for k, v := range c.s.Params {
-		params[k] = v
+	params := c.params
+	if params == nil {
+		params = make(map[string]string, len(c.s.Params)+1)
+		for k, v := range c.s.Params {
+			params[k] = v
+		}
+		params["call_index"] = strconv.Itoa(c.index)
 	}
-	params["call_index"] = strconv.Itoa(c.index)
 	start, err := c.st.startMsg(c.s.both, params)
 	if err != nil {
 		return err

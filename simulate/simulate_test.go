@@ -496,3 +496,45 @@ func BenchmarkRun(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(msgs), "ns/msg")
 }
+
+// TestStreamSpec: a REST-started stream carries exactly the SIDs and
+// parameters it was given and ends with stop when its context ends.
+func TestStreamSpec(t *testing.T) {
+	var media atomic.Int64
+	r := newRecorder(t, func(r *recorder) {
+		r.onMessage = func(_ *ws.Conn, _ int, msg []byte) bool {
+			if bytes.Contains(msg, []byte(`"event":"media"`)) {
+				media.Add(1)
+			}
+			return false
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan simulate.CallResult, 1)
+	go func() {
+		res, err := simulate.Stream(ctx, simulate.Config{URL: r.url, Duration: time.Minute},
+			simulate.StreamSpec{CallSID: "CA11111111111111111111111111111111", StreamSID: "MZ22222222222222222222222222222222",
+				Params: map[string]string{"task_sid": "WT1"}, Index: 3})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	callrectest.Eventually(t, 5*time.Second, "media flowing", func() bool { return media.Load() > 20 })
+	cancel()
+	res := <-done
+	if res.Err != nil || !res.StopSent || res.CallSID != "CA11111111111111111111111111111111" {
+		t.Fatalf("result %+v", res)
+	}
+	st := r.wait()["MZ22222222222222222222222222222222"]
+	if st == nil {
+		t.Fatal("no stream with the given SID reached the server")
+	}
+	start := decode(t, st.msgs[1])
+	if start.Start.CallSid != "CA11111111111111111111111111111111" || !cmp.Equal(start.Start.CustomParameters, map[string]string{"task_sid": "WT1"}) {
+		t.Errorf("start message %+v", start.Start)
+	}
+	if last := decode(t, st.msgs[len(st.msgs)-1]); last.Event != "stop" {
+		t.Errorf("last message %q, want stop", last.Event)
+	}
+}

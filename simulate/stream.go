@@ -1,0 +1,41 @@
+package simulate
+
+import (
+	"context"
+	"maps"
+)
+
+// StreamSpec is a Media Stream Twilio opens because the Start Stream API
+// was called: the call and stream SIDs Twilio chose, and exactly the custom
+// parameters given in the request.
+type StreamSpec struct {
+	CallSID, StreamSID string
+	Params             map[string]string
+	// Index picks where in the audio clips the call starts (different calls
+	// get different audio).
+	Index int
+}
+
+// Stream plays one Media Stream as spec says, with cfg's URL, signature,
+// tracks, impairments and KeepAudio (cfg.Calls and cfg.RampUp are ignored).
+// It runs for at most cfg.Duration; cancelling ctx ends it with stop, as
+// Twilio does when the stream is stopped through the API or the call ends.
+// The error is for a bad configuration only; the call's failure is in the
+// result.
+func Stream(ctx context.Context, cfg Config, spec StreamSpec) (CallResult, error) {
+	s, err := cfg.settings()
+	if err != nil {
+		return CallResult{}, err
+	}
+	loops()
+	var res CallResult
+	c := newCall(s, spec.Index, &res)
+	res.CallSID, res.StreamSID = spec.CallSID, spec.StreamSID
+	c.st = newStream(s.accountSID, spec.CallSID, spec.StreamSID)
+	c.params = maps.Clone(spec.Params)
+	if c.params == nil {
+		c.params = map[string]string{}
+	}
+	c.run(ctx)
+	return res, nil
+}
