@@ -1,0 +1,133 @@
+package simulate
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"callrec/internal/twilio"
+	"callrec/internal/twiliotest"
+)
+
+// Twilio is the simulator's stand-in for Twilio's REST side: a stateful
+// Streams API (twiliotest.Fake, an http.Handler) whose Start Stream opens a
+// real, signed Media Stream to the URL given, and whose Stop Stream (or the
+// end of the call) stops it with stop, as Twilio does. Stream status
+// callbacks (stream-started, stream-stopped, stream-error) are posted as
+// signed forms to the StatusCallback given.
+type Twilio struct {
+	*twiliotest.Fake
+	media  Config // template for every stream: tracks, impairments, KeepAudio, TLS…
+	token  string
+	client *http.Client
+
+	mu      sync.Mutex
+	live    map[string]context.CancelFunc // stream SID → stop
+	results map[string]CallResult
+	wg      sync.WaitGroup
+	index   int
+}
+
+// NewTwilio returns the REST stand-in for an account. media is the template
+// of each Media Stream (its URL and Calls are ignored: the URL comes from
+// the Start Stream request); media.Duration caps a stream's length.
+func NewTwilio(account, token string, media Config) *Twilio {
+	t := &Twilio{Fake: twiliotest.New(account, token), media: media, token: token,
+		client: &http.Client{Timeout: 5 * time.Second}, live: map[string]context.CancelFunc{}, results: map[string]CallResult{}}
+	if t.media.Duration == 0 {
+		t.media.Duration = time.Hour
+	}
+	t.media.AuthToken, t.media.AccountSID = token, account
+	t.OnStart = t.start
+	t.OnStop = t.stop
+	return t
+}
+
+// Results returns the finished streams' results by stream SID.
+func (t *Twilio) Results() map[string]CallResult {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]CallResult, len(t.results))
+	for k, v := range t.results {
+		out[k] = v
+	}
+	return out
+}
+
+// Close stops every stream still running and waits for them.
+func (t *Twilio) Close() {
+	t.mu.Lock()
+	for _, stop := range t.live {
+		stop()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+func (t *Twilio) start(s twiliotest.Stream) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.mu.Lock()
+	t.live[s.SID] = cancel
+	t.index++
+	idx := t.index
+	t.mu.Unlock()
+	cfg := t.media
+	cfg.URL, cfg.SignURL = s.URL, ""
+	t.wg.Go(func() {
+		defer cancel()
+		t.callback(s, "stream-started", "")
+		res, err := Stream(ctx, cfg, StreamSpec{CallSID: s.CallSID, StreamSID: s.SID, Params: s.Params, Index: idx})
+		if err == nil {
+			err = res.Err
+		}
+		t.mu.Lock()
+		t.results[s.SID] = res
+		delete(t.live, s.SID)
+		t.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			t.callback(s, "stream-error", err.Error())
+			return
+		}
+		t.callback(s, "stream-stopped", "")
+	})
+}
+
+func (t *Twilio) stop(s twiliotest.Stream) {
+	t.mu.Lock()
+	cancel := t.live[s.SID]
+	t.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// callback posts a signed stream status callback, as Twilio does.
+func (t *Twilio) callback(s twiliotest.Stream, event, errText string) {
+	if s.StatusCallback == "" {
+		return
+	}
+	form := map[string]string{"AccountSid": t.media.AccountSID, "CallSid": s.CallSID, "StreamSid": s.SID,
+		"StreamEvent": event, "Timestamp": time.Now().UTC().Format(time.RFC3339Nano)}
+	if s.Name != "" {
+		form["StreamName"] = s.Name
+	}
+	if errText != "" {
+		form["StreamError"] = errText
+	}
+	vals := url.Values{}
+	for k, v := range form {
+		vals.Set(k, v)
+	}
+	req, err := http.NewRequest(http.MethodPost, s.StatusCallback, strings.NewReader(vals.Encode()))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(twilio.SignatureHeader, twilio.Sign(t.token, s.StatusCallback, form))
+	if resp, err := t.client.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}
