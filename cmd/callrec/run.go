@@ -44,6 +44,7 @@ type allConfig struct {
 	ShutdownTimeout time.Duration
 	Pprof           bool
 	Demo            bool
+	CTI             ctiConfig
 }
 
 func (c *allConfig) register(fs *flag.FlagSet) {
@@ -68,6 +69,7 @@ func (c *allConfig) register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Media.ReadLimit, "read-limit", mediaadapter.DefaultReadLimit, "largest Media Streams message accepted, bytes")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
+	c.CTI.register(fs)
 	fs.BoolVar(&c.Demo, "demo", false, "place a steady trickle of simulated, signed calls (with a generated auth token if none is set)")
 }
 
@@ -112,7 +114,7 @@ func runAllCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	var lf logFlags
 	cfg.register(fs)
 	lf.register(fs)
-	if err := parseFlags(fs, args, map[string]string{"twilio-auth-token": "TWILIO_AUTH_TOKEN"}); err != nil {
+	if err := parseFlags(fs, args, map[string]string{"twilio-auth-token": "TWILIO_AUTH_TOKEN", "twilio-account-sid": "TWILIO_ACCOUNT_SID"}); err != nil {
 		return err
 	}
 	log, err := lf.logger(stderr)
@@ -137,6 +139,7 @@ type system struct {
 	ready    atomic.Bool
 	pipes    sync.WaitGroup
 	linkCtx  context.Context
+	cti      *cti
 	MediaURL string // where to connect (ws:// or wss://)
 	HTTPURL  string
 }
@@ -153,11 +156,25 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 		return err
 	}
 	defer s.closeIndex()
+	if cfg.CTI.AccountSID != "" {
+		var err error
+		if s.cti, err = openCTI(ctx, cfg.CTI, cfg.DataDir, s.cfg.Media.AuthToken, s.cfg.Media.PublicURL, s.HTTPURL, log, s.reg); err != nil {
+			s.mediaLn.Close()
+			s.httpLn.Close()
+			return fmt.Errorf("CTI path: %w", err)
+		}
+		defer s.cti.close()
+	}
 
 	nodeCtx, stopNode := context.WithCancel(context.Background())
 	linkCtx, stopLink := context.WithCancel(context.Background())
 	s.linkCtx = linkCtx
+	ctiCtx, stopCTI := context.WithCancel(context.Background())
+	defer stopCTI()
 	var bg sync.WaitGroup
+	if s.cti != nil {
+		s.cti.run(ctiCtx, &bg)
+	}
 	bg.Go(func() { _ = s.node.Run(nodeCtx) })
 	bg.Go(func() { _ = s.client.Run(linkCtx) })
 
@@ -199,6 +216,7 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 	}
 	s.ready.Store(false)
 	stopDemo()
+	stopCTI() // no new stream orders while the media tier drains
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -308,6 +326,12 @@ func (s *system) httpMux() http.Handler {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /{$}", homePage(s.node))
+	if s.cti != nil {
+		if s.cti.webhook != nil {
+			mux.Handle("/twilio/events", s.cti.webhook)
+		}
+		mux.Handle("POST /twilio/stream-status", s.cti.status)
+	}
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"callrec"
+	"callrec/eventadapter"
+	eabolt "callrec/eventadapter/bolt"
+	"callrec/eventadapter/kinesis"
+	"callrec/eventadapter/webhook"
+	"callrec/internal/twilio"
+	"callrec/tracker"
+	trbolt "callrec/tracker/bolt"
+	"callrec/tracker/streams"
+)
+
+// ctiConfig configures the CTI path of `callrec run`: Event Streams in,
+// Start/Stop Stream out. It is on when an account SID is set.
+type ctiConfig struct {
+	AccountSID     string
+	APIURL         string // Twilio API base URL override (the simulator, Prism)
+	PublicHTTPURL  string // how Twilio reaches our HTTP listener (webhook, status callbacks)
+	Kinesis        kinesis.Config
+	RecordAgents   string // comma-separated agent extensions or worker SIDs
+	RecordAttr     string // attribute=value|value
+	ExcludeAgents  string
+	DisableWebhook bool
+}
+
+func (c *ctiConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.AccountSID, "twilio-account-sid", "", "Twilio account SID: turns on the CTI path (Event Streams in, Start/Stop Stream out) (env TWILIO_ACCOUNT_SID)")
+	fs.StringVar(&c.APIURL, "twilio-api-url", "", "Twilio REST API base URL override (the simulator or a mock; default Twilio)")
+	fs.StringVar(&c.PublicHTTPURL, "public-http-url", "", "the https URL Twilio uses to reach --http-addr (Event Streams webhook, stream status callbacks; default http://<http-addr>)")
+	fs.StringVar(&c.Kinesis.Stream, "kinesis-stream", "", "read Event Streams from this Kinesis stream")
+	fs.StringVar(&c.Kinesis.Region, "kinesis-region", "us-east-1", "AWS region of the Kinesis stream")
+	fs.StringVar(&c.Kinesis.Endpoint, "kinesis-endpoint", "", "Kinesis endpoint override (e.g. kinesis-local)")
+	fs.StringVar(&c.Kinesis.StartPosition, "kinesis-start", "latest", "where to start without a checkpoint: latest, trim_horizon or at_timestamp")
+	fs.StringVar(&c.RecordAgents, "record-agents", "", "record only these agents (extensions or worker SIDs, comma-separated; default everyone)")
+	fs.StringVar(&c.RecordAttr, "record-attribute", "", "record workers whose attribute matches, e.g. team=sales|support")
+	fs.StringVar(&c.ExcludeAgents, "exclude-agents", "", "never record these agents")
+	fs.BoolVar(&c.DisableWebhook, "no-events-webhook", false, "do not serve the Event Streams webhook sink at /twilio/events")
+}
+
+func (c *ctiConfig) rules() tracker.Rules {
+	r := tracker.Rules{Agents: splitList(c.RecordAgents), Exclude: splitList(c.ExcludeAgents)}
+	if k, v, ok := strings.Cut(c.RecordAttr, "="); ok {
+		r.Attribute, r.Values = k, strings.Split(v, "|")
+	}
+	r.MonitorAll = len(r.Agents) == 0 && r.Attribute == ""
+	return r
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// cti is the running CTI path.
+type cti struct {
+	events  *eabolt.Store
+	trStore *trbolt.Store
+	mgr     *streams.Manager
+	svc     *tracker.Service
+	adapter *eventadapter.Adapter
+	webhook http.Handler
+	status  http.Handler
+	kin     *kinesis.Source
+}
+
+// openCTI builds the CTI path; mediaURL is the public wss URL streams go to.
+func openCTI(ctx context.Context, cfg ctiConfig, dataDir, token, mediaURL, httpURL string, log *slog.Logger, reg prometheus.Registerer) (*cti, error) {
+	if token == "" {
+		return nil, callrec.Errorf(callrec.EINVALID, "the CTI path needs the Twilio auth token")
+	}
+	if cfg.PublicHTTPURL == "" {
+		cfg.PublicHTTPURL = httpURL
+	}
+	cfg.PublicHTTPURL = strings.TrimSuffix(cfg.PublicHTTPURL, "/")
+	for _, d := range []string{"eventadapter", "tracker"} {
+		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o750); err != nil {
+			return nil, err
+		}
+	}
+	c := &cti{}
+	var err error
+	if c.events, err = eabolt.Open(filepath.Join(dataDir, "eventadapter", "events.db")); err != nil {
+		return nil, err
+	}
+	if c.trStore, err = trbolt.Open(filepath.Join(dataDir, "tracker", "tracker.db")); err != nil {
+		c.close()
+		return nil, err
+	}
+	rest, err := twilio.NewREST(twilio.RESTConfig{AccountSID: cfg.AccountSID, AuthToken: token, BaseURL: cfg.APIURL})
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	c.mgr = streams.New(streams.Config{MediaURL: mediaURL, StatusCallback: cfg.PublicHTTPURL + "/twilio/stream-status"}, rest, c.trStore, log, reg)
+	if c.svc, err = tracker.NewService(ctx, cfg.rules(), c.mgr, c.trStore, log, reg); err != nil {
+		c.close()
+		return nil, err
+	}
+	c.adapter = eventadapter.New(c.svc, c.events, log.With(callrec.LogKeyComponent, "eventadapter"), reg)
+	if !cfg.DisableWebhook {
+		if c.webhook, err = webhook.New(webhook.Config{PublicURL: cfg.PublicHTTPURL + "/twilio/events", AuthToken: token}, c.adapter.Handle, log); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	c.status = statusCallbacks(cfg.PublicHTTPURL+"/twilio/stream-status", token, log, reg)
+	if cfg.Kinesis.Stream != "" {
+		if c.kin, err = kinesis.New(ctx, cfg.Kinesis, c.events, log.With(callrec.LogKeyComponent, "kinesis"), reg); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// run runs the Stream Manager and the Kinesis source until ctx is done.
+func (c *cti) run(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Go(func() { _ = c.mgr.Run(ctx) })
+	if c.kin != nil {
+		wg.Go(func() { _ = c.kin.Run(ctx, c.adapter.Handle) })
+	}
+}
+
+func (c *cti) close() {
+	if c.events != nil {
+		_ = c.events.Close()
+	}
+	if c.trStore != nil {
+		_ = c.trStore.Close()
+	}
+}
+
+// statusCallbacks receives Twilio's signed stream status callbacks.
+func statusCallbacks(publicURL, token string, log *slog.Logger, reg prometheus.Registerer) http.Handler {
+	val := twilio.NewValidator(token)
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_stream_status_callbacks_total", Help: "Twilio stream status callbacks, by event."}, []string{"event"})
+	if reg != nil {
+		reg.MustRegister(events)
+	}
+	log = log.With(callrec.LogKeyComponent, "stream-status")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		params := map[string]string{}
+		for k, v := range r.PostForm {
+			params[k] = v[0]
+		}
+		if !val.ValidateForm(publicURL, params, r.Header.Get(twilio.SignatureHeader)) {
+			log.Warn("refused stream status callback: bad signature", callrec.LogKeyRemote, r.RemoteAddr)
+			http.Error(w, "invalid X-Twilio-Signature", http.StatusForbidden)
+			return
+		}
+		ev := params["StreamEvent"]
+		events.WithLabelValues(ev).Inc()
+		attrs := []any{"event", ev, callrec.LogKeyCallSID, params["CallSid"], callrec.LogKeyStreamSID, params["StreamSid"], "name", params["StreamName"]}
+		if ev == "stream-error" {
+			log.Warn("stream died while the call is up", append(attrs, callrec.LogKeyErr, params["StreamError"])...)
+		} else {
+			log.Info("stream status", attrs...)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"callrec"
+	"callrec/internal/callrectest"
+	"callrec/internal/twilio"
+	"callrec/internal/twiliotest"
+	"callrec/simulate"
+)
+
+const (
+	fixtureAccount = "ACe268443e43d93dab7ebef303bbe9642f"
+	fixtureTask    = "WTc146b6ad38277b931d94d82f20703136"
+	fixtureCall    = "CAc0bb2f535401483f8461ddeef83c2d68"
+)
+
+// postEvents sends a signed Event Streams webhook batch, as Twilio does.
+func postEvents(t *testing.T, s *system, names ...string) int {
+	t.Helper()
+	var batch []json.RawMessage
+	for _, n := range names {
+		batch = append(batch, callrectest.Fixture(t, "event-streams/"+n+".json"))
+	}
+	body, err := json.Marshal(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	u := s.HTTPURL + "/twilio/events?bodySHA256=" + hex.EncodeToString(sum[:])
+	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(twilio.SignatureHeader, twilio.Sign(testToken, u, nil))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestCTIAnsweredCall: Event Streams in through the signed webhook; the
+// tracker starts the customer leg's stream when the agent accepts (through
+// the simulator's Twilio API, which opens the Media Stream back into us) and
+// stops it at wrap-up; the recording is tagged with task, reservation and
+// agent; redelivered events change nothing.
+func TestCTIAnsweredCall(t *testing.T) {
+	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute, KeepAudio: true})
+	api := httptest.NewServer(tw)
+	t.Cleanup(api.Close)
+	t.Cleanup(tw.Close)
+	tw.AddCall(fixtureCall)
+	cfg := testConfig(t)
+	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL}
+	s := startRun(t, cfg)
+
+	if code := postEvents(t, s, "task.created", "reservation.created", "reservation.accepted"); code != http.StatusOK {
+		t.Fatalf("webhook answered %d", code)
+	}
+	var rec callrec.Recording
+	callrectest.Eventually(t, 15*time.Second, "the agent's call is being recorded", func() bool {
+		var list struct{ Recordings []callrec.Recording }
+		getJSON(t, s.HTTPURL+"/api/recordings?call_sid="+fixtureCall, &list)
+		if len(list.Recordings) == 1 && list.Recordings[0].Accounting.Messages.MediaSeen > 50 {
+			rec = list.Recordings[0]
+			return true
+		}
+		return false
+	})
+	want := map[string]string{"task_sid": fixtureTask, "reservation_sid": "WR16792ea346317c17b1487d339b1a86ed",
+		"worker_sid": "WK6384e2b2184bcbf58eccf10ca7a6563c", "agent": "alice.agent@example.com", "stream_name": "rec-" + fixtureTask, "leg": "customer"}
+	for k, v := range want {
+		if got := rec.Stream.CustomParameters[k]; got != v {
+			t.Errorf("recording parameter %s = %q, want %q", k, got, v)
+		}
+	}
+	// Event Streams redelivers: nothing more happens.
+	if code := postEvents(t, s, "task.created", "reservation.created", "reservation.accepted"); code != http.StatusOK {
+		t.Fatalf("webhook answered %d to a redelivery", code)
+	}
+	if code := postEvents(t, s, "task.updated.conference", "reservation.wrapup", "reservation.completed", "task.wrapup", "task.completed"); code != http.StatusOK {
+		t.Fatalf("webhook answered %d", code)
+	}
+	done := finished(t, s, rec.Stream.StreamSID)
+	if done.State != callrec.StateComplete || done.EndReason != callrec.EndStop {
+		t.Errorf("recording %s/%s, want complete by stop", done.State, done.EndReason)
+	}
+	var creates, stops int
+	for _, r := range tw.Requests() {
+		switch {
+		case r.Op == twiliotest.OpCreateStream && r.Status == 200:
+			creates++
+			if r.Form["Track"] != "both_tracks" || r.Form["Url"] != s.cfg.Media.PublicURL || r.Form["Name"] != "rec-"+fixtureTask {
+				t.Errorf("Start Stream request %v", r.Form)
+			}
+		case r.Op == twiliotest.OpStopStream && r.Status == 200:
+			stops++
+		}
+	}
+	if creates != 1 || stops != 1 {
+		t.Errorf("%d Start and %d Stop Stream requests, want exactly one each", creates, stops)
+	}
+	// A webhook request with a wrong signature is refused.
+	req, _ := http.NewRequest(http.MethodPost, s.HTTPURL+"/twilio/events?bodySHA256=00", bytes.NewReader([]byte("[]")))
+	req.Header.Set(twilio.SignatureHeader, "bogus")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned webhook answered %d, want 403", resp.StatusCode)
+	}
+}

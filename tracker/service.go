@@ -1,0 +1,129 @@
+package tracker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"callrec"
+	"callrec/internal/twilio"
+	"callrec/tracker/streams"
+)
+
+// ContactStore persists contact snapshots (tracker/bolt.Store).
+type ContactStore interface {
+	PutContact(ctx context.Context, taskSID string, snapshot []byte) error
+	Contacts(ctx context.Context) (map[string][]byte, error)
+}
+
+// Orderer takes stream orders (the Stream Manager).
+type Orderer interface {
+	Submit(ctx context.Context, o streams.Order) (bool, error)
+}
+
+// Service is the tracker as an event sink: it applies each CTI event to the
+// state, hands the resulting decisions to the Stream Manager, and persists
+// the contact, so a restarted tracker carries on.
+type Service struct {
+	orders Orderer
+	store  ContactStore
+	log    *slog.Logger
+	events *prometheus.CounterVec
+
+	mu    sync.Mutex
+	state *State
+}
+
+var _ callrec.EventSink = (*Service)(nil)
+
+// NewService restores the saved contacts and returns the Service.
+func NewService(ctx context.Context, rules Rules, orders Orderer, store ContactStore, log *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{orders: orders, store: store, log: log.With(callrec.LogKeyComponent, "tracker"), state: NewState(rules),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_tracker_events_total", Help: "CTI events applied, by type."}, []string{"type"})}
+	if reg != nil {
+		reg.MustRegister(s.events)
+	}
+	saved, err := store.Contacts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load contacts: %w", err)
+	}
+	snap := Snapshot{Version: SnapshotVersion, Contacts: make(map[string]json.RawMessage, len(saved))}
+	for sid, b := range saved {
+		snap.Contacts[sid] = b
+	}
+	if err := s.state.Restore(snap); err != nil {
+		return nil, err
+	}
+	if len(saved) > 0 {
+		s.log.Info("tracker state restored", "contacts", len(saved))
+	}
+	return s, nil
+}
+
+// HandleEvent implements callrec.EventSink. The decisions are submitted
+// before the contact is saved: a crash in between makes the redelivered
+// event decide again, and the Stream Manager drops the repeated orders by
+// key; the other way round, a decision could be lost.
+func (s *Service) HandleEvent(ctx context.Context, ev callrec.CTIEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ds := Effective(s.state.Apply(ev))
+	s.events.WithLabelValues(string(ev.Type)).Inc()
+	for _, d := range ds {
+		o := order(d, s.state, ev)
+		if _, err := s.orders.Submit(ctx, o); err != nil {
+			return fmt.Errorf("submit %s: %w", d.Key, err)
+		}
+		s.log.Info("stream decision", "kind", d.Kind, "name", d.Name, callrec.LogKeyReason, d.Reason,
+			"task_sid", d.TaskSID, "agent", d.AgentExtension)
+	}
+	if ev.TaskSID == "" {
+		return nil
+	}
+	snap, err := s.state.Snapshot(ev.TaskSID)
+	if err != nil {
+		return err
+	}
+	if b, ok := snap.Contacts[ev.TaskSID]; ok {
+		if err := s.store.PutContact(ctx, ev.TaskSID, b); err != nil {
+			return fmt.Errorf("save contact %s: %w", ev.TaskSID, err)
+		}
+	}
+	return nil
+}
+
+// Contact returns a contact's current state.
+func (s *Service) Contact(taskSID string) (callrec.Contact, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state.Contact(taskSID)
+}
+
+// order turns a decision into a Stream Manager order. The stream's custom
+// parameters tie the recording to the task, reservation and agent.
+func order(d Decision, st *State, ev callrec.CTIEvent) streams.Order {
+	o := streams.Order{TaskSID: d.TaskSID, CallSID: d.CallSID, ConferenceSID: d.ConferenceSID, Name: d.Name, Since: ev.Received}
+	if d.Kind == StopStream {
+		o.Kind, o.Key = streams.Stop, streams.StopKey(d.Name)
+		return o
+	}
+	o.Kind, o.Key = streams.Start, streams.StartKey(d.Name)
+	if c, ok := st.Contact(d.TaskSID); ok {
+		for label, call := range c.Participants {
+			if label != "customer" {
+				o.AgentLegs = append(o.AgentLegs, call)
+			}
+		}
+	}
+	o.Params = []twilio.Param{{Name: "task_sid", Value: d.TaskSID}, {Name: "reservation_sid", Value: d.ReservationSID},
+		{Name: "worker_sid", Value: d.WorkerSID}, {Name: "agent", Value: d.AgentExtension},
+		{Name: "stream_name", Value: d.Name}, {Name: "leg", Value: "customer"}}
+	return o
+}
