@@ -59,6 +59,9 @@ type call struct {
 	// params, when set, are the exact customParameters (a stream started
 	// through the REST API); otherwise Config.Params plus call_index.
 	params map[string]string
+	// cut, when closed, makes the call cut its TCP connection (no stop, no
+	// close frame) before the next frame: a network failure mid-stream.
+	cut <-chan struct{}
 }
 
 func newCall(s *settings, index int, res *CallResult) *call {
@@ -192,6 +195,14 @@ func (c *call) stream(ctx context.Context) error {
 		if !p.waitFor(k) {
 			cancelled = true
 			break
+		}
+		if c.cut != nil {
+			select {
+			case <-c.cut:
+				c.res.Cut = true
+				return nil
+			default:
+			}
 		}
 		for _, ts := range c.tracks {
 			if err := c.frame(ts, uint32(k), k == n); err != nil {

@@ -14,6 +14,9 @@ type StreamSpec struct {
 	// Index picks where in the audio clips the call starts (different calls
 	// get different audio).
 	Index int
+	// Cut, when closed, cuts the stream's TCP connection without stop: a
+	// network failure, which Twilio reports as stream-error.
+	Cut <-chan struct{}
 }
 
 // Stream plays one Media Stream as spec says, with cfg's URL, signature,
@@ -33,6 +36,7 @@ func Stream(ctx context.Context, cfg Config, spec StreamSpec) (CallResult, error
 	res.CallSID, res.StreamSID = spec.CallSID, spec.StreamSID
 	c.st = newStream(s.accountSID, spec.CallSID, spec.StreamSID)
 	c.params = maps.Clone(spec.Params)
+	c.cut = spec.Cut
 	if c.params == nil {
 		c.params = map[string]string{}
 	}

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,6 +27,7 @@ type Twilio struct {
 
 	mu      sync.Mutex
 	live    map[string]context.CancelFunc // stream SID → stop
+	cuts    map[string]chan struct{}      // stream SID → cut the socket
 	results map[string]CallResult
 	wg      sync.WaitGroup
 	index   int
@@ -36,7 +38,7 @@ type Twilio struct {
 // the Start Stream request); media.Duration caps a stream's length.
 func NewTwilio(account, token string, media Config) *Twilio {
 	t := &Twilio{Fake: twiliotest.New(account, token), media: media, token: token,
-		client: &http.Client{Timeout: 5 * time.Second}, live: map[string]context.CancelFunc{}, results: map[string]CallResult{}}
+		client: &http.Client{Timeout: 5 * time.Second}, live: map[string]context.CancelFunc{}, cuts: map[string]chan struct{}{}, results: map[string]CallResult{}}
 	if t.media.Duration == 0 {
 		t.media.Duration = time.Hour
 	}
@@ -57,6 +59,20 @@ func (t *Twilio) Results() map[string]CallResult {
 	return out
 }
 
+// Cut makes a running stream's socket fail (TCP cut, no stop), as a network
+// failure would; the stream then ends with a stream-error callback. It
+// reports whether the stream was running.
+func (t *Twilio) Cut(streamSID string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ch, ok := t.cuts[streamSID]
+	if ok {
+		close(ch)
+		delete(t.cuts, streamSID)
+	}
+	return ok
+}
+
 // Close stops every stream still running and waits for them.
 func (t *Twilio) Close() {
 	t.mu.Lock()
@@ -71,6 +87,8 @@ func (t *Twilio) start(s twiliotest.Stream) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.mu.Lock()
 	t.live[s.SID] = cancel
+	cut := make(chan struct{})
+	t.cuts[s.SID] = cut
 	t.index++
 	idx := t.index
 	t.mu.Unlock()
@@ -79,13 +97,17 @@ func (t *Twilio) start(s twiliotest.Stream) {
 	t.wg.Go(func() {
 		defer cancel()
 		t.callback(s, "stream-started", "")
-		res, err := Stream(ctx, cfg, StreamSpec{CallSID: s.CallSID, StreamSID: s.SID, Params: s.Params, Index: idx})
+		res, err := Stream(ctx, cfg, StreamSpec{CallSID: s.CallSID, StreamSID: s.SID, Params: s.Params, Index: idx, Cut: cut})
 		if err == nil {
 			err = res.Err
+		}
+		if err == nil && res.Cut {
+			err = errors.New("WebSocket connection lost (31903 broken pipe)")
 		}
 		t.mu.Lock()
 		t.results[s.SID] = res
 		delete(t.live, s.SID)
+		delete(t.cuts, s.SID)
 		t.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			t.callback(s, "stream-error", err.Error())

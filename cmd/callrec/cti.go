@@ -121,7 +121,7 @@ func openCTI(ctx context.Context, cfg ctiConfig, dataDir, token, mediaURL, httpU
 			return nil, err
 		}
 	}
-	c.status = statusCallbacks(cfg.PublicHTTPURL+"/twilio/stream-status", token, log, reg)
+	c.status = statusCallbacks(cfg.PublicHTTPURL+"/twilio/stream-status", token, c.mgr, log, reg)
 	if cfg.Kinesis.Stream != "" {
 		if c.kin, err = kinesis.New(ctx, cfg.Kinesis, c.events, log.With(callrec.LogKeyComponent, "kinesis"), reg); err != nil {
 			c.close()
@@ -148,8 +148,10 @@ func (c *cti) close() {
 	}
 }
 
-// statusCallbacks receives Twilio's signed stream status callbacks.
-func statusCallbacks(publicURL, token string, log *slog.Logger, reg prometheus.Registerer) http.Handler {
+// statusCallbacks receives Twilio's signed stream status callbacks; a
+// stream-error for a stream still wanted makes the Stream Manager start a
+// replacement.
+func statusCallbacks(publicURL, token string, mgr *streams.Manager, log *slog.Logger, reg prometheus.Registerer) http.Handler {
 	val := twilio.NewValidator(token)
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_stream_status_callbacks_total", Help: "Twilio stream status callbacks, by event."}, []string{"event"})
 	if reg != nil {
@@ -175,6 +177,11 @@ func statusCallbacks(publicURL, token string, log *slog.Logger, reg prometheus.R
 		attrs := []any{"event", ev, callrec.LogKeyCallSID, params["CallSid"], callrec.LogKeyStreamSID, params["StreamSid"], "name", params["StreamName"]}
 		if ev == "stream-error" {
 			log.Warn("stream died while the call is up", append(attrs, callrec.LogKeyErr, params["StreamError"])...)
+			if _, err := mgr.StreamFailed(r.Context(), params["StreamName"], params["StreamSid"], params["StreamError"]); err != nil {
+				log.Error("order a replacement stream", callrec.LogKeyErr, err)
+				http.Error(w, "cannot handle the callback now", http.StatusServiceUnavailable)
+				return
+			}
 		} else {
 			log.Info("stream status", attrs...)
 		}

@@ -120,3 +120,74 @@ func TestCTIAnsweredCall(t *testing.T) {
 		t.Errorf("unsigned webhook answered %d, want 403", resp.StatusCode)
 	}
 }
+
+// TestCTIStreamErrorRestart: the Media Stream dies mid-call (Twilio reports
+// stream-error); the tracker starts a replacement on the same call, whose
+// recording names the stream it replaces; wrap-up stops the replacement.
+func TestCTIStreamErrorRestart(t *testing.T) {
+	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute})
+	api := httptest.NewServer(tw)
+	t.Cleanup(api.Close)
+	t.Cleanup(tw.Close)
+	tw.AddCall(fixtureCall)
+	cfg := testConfig(t)
+	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL}
+	s := startRun(t, cfg)
+	if code := postEvents(t, s, "task.created", "reservation.created", "reservation.accepted"); code != http.StatusOK {
+		t.Fatalf("webhook answered %d", code)
+	}
+	recordings := func() []callrec.Recording {
+		var list struct{ Recordings []callrec.Recording }
+		getJSON(t, s.HTTPURL+"/api/recordings?call_sid="+fixtureCall, &list)
+		return list.Recordings
+	}
+	var first callrec.Recording
+	callrectest.Eventually(t, 15*time.Second, "first stream recording", func() bool {
+		rs := recordings()
+		if len(rs) == 1 && rs[0].Accounting.Messages.MediaSeen > 20 {
+			first = rs[0]
+			return true
+		}
+		return false
+	})
+	if !tw.Cut(first.Stream.StreamSID) {
+		t.Fatal("stream not running in the simulator")
+	}
+	var second callrec.Recording
+	callrectest.Eventually(t, 15*time.Second, "replacement stream recording", func() bool {
+		for _, r := range recordings() {
+			if r.INUM != first.INUM && r.Accounting.Messages.MediaSeen > 20 {
+				second = r
+				return true
+			}
+		}
+		return false
+	})
+	if got := second.Stream.CustomParameters; got["restart_of"] != first.Stream.StreamSID || got["task_sid"] != fixtureTask || got["restart"] != "1" {
+		t.Errorf("replacement parameters %v", got)
+	}
+	if r := finished(t, s, first.Stream.StreamSID); r.State != callrec.StateInterrupted || r.EndReason != callrec.EndSocketClosed {
+		t.Errorf("first recording %s/%s, want interrupted/socket_closed", r.State, r.EndReason)
+	}
+	if code := postEvents(t, s, "reservation.wrapup", "reservation.completed", "task.completed"); code != http.StatusOK {
+		t.Fatalf("webhook answered %d", code)
+	}
+	if r := finished(t, s, second.Stream.StreamSID); r.State != callrec.StateComplete {
+		t.Errorf("replacement recording %s/%s, want complete", r.State, r.EndReason)
+	}
+	var creates, stops int
+	for _, r := range tw.Requests() {
+		if r.Status == 200 && r.Op == twiliotest.OpCreateStream {
+			creates++
+		}
+		if r.Status == 200 && r.Op == twiliotest.OpStopStream {
+			stops++
+			if r.Path[len(r.Path)-len("-restart1.json"):] != "-restart1.json" {
+				t.Errorf("stop went to %s, not the replacement", r.Path)
+			}
+		}
+	}
+	if creates != 2 || stops != 1 {
+		t.Errorf("%d Start and %d Stop Stream requests, want 2 and 1", creates, stops)
+	}
+}

@@ -60,6 +60,11 @@ type Intent struct {
 	Resolved  string    `json:"resolved_call_sid,omitempty"` // the call SID the stream was started on
 	Created   time.Time `json:"created"`
 	Finished  time.Time `json:"finished,omitzero"`
+	// Restarts counts replacement streams started after Twilio reported
+	// the stream dead; Live names the stream currently running (this
+	// intent's own name until the first restart). Start intents only.
+	Restarts int    `json:"restarts,omitempty"`
+	Live     string `json:"live,omitempty"`
 }
 
 // Store keeps intents; a restarted tracker carries on from it.

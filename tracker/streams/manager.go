@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -273,7 +274,23 @@ func (m *Manager) stop(ctx context.Context, in *Intent) (string, error) {
 		return "never_started", nil
 	}
 	in.Resolved = call
-	if _, err := m.api.StopStream(ctx, call, in.Name); err != nil {
+	target := in.Name
+	if started != nil && started.Restarts > 0 {
+		// The stream was replaced after it died: stop the replacement, or
+		// drop it if it has not gone out yet.
+		target = started.Live
+		r, ok, err := m.store.Get(ctx, restartKey(in.Name, started.Restarts))
+		if err != nil {
+			return "", err
+		}
+		if ok && r.State == Pending {
+			if err := m.store.Put(ctx, m.finish(r, Abandoned, "stopped_before_start")); err != nil {
+				return "", err
+			}
+			return "never_started", nil
+		}
+	}
+	if _, err := m.api.StopStream(ctx, call, target); err != nil {
 		return "", err
 	}
 	return "stopped", nil
@@ -287,6 +304,57 @@ func (m *Manager) startOf(ctx context.Context, stop *Intent) (*Intent, error) {
 		return nil, err
 	}
 	return &in, nil
+}
+
+// restartSep separates a stream's name from its restart number.
+const restartSep = "-restart"
+
+// restartKey is the idempotency key of a stream's k-th restart.
+func restartKey(base string, k int) string { return fmt.Sprintf("restart:%s:%d", base, k) }
+
+// MaxRestarts bounds the replacement streams of one stream.
+const MaxRestarts = 20
+
+// StreamFailed handles Twilio's stream-error for the stream named name:
+// if that stream is the live one of a stream still wanted (started, no stop
+// decided), a replacement stream is ordered on the same call, its custom
+// parameters saying which stream it replaces, so the recording notes the
+// gap. It reports whether a restart was ordered; a callback for a stream
+// already replaced or stopped orders nothing.
+func (m *Manager) StreamFailed(ctx context.Context, name, streamSID, reason string) (bool, error) {
+	base, _, _ := strings.Cut(name, restartSep)
+	start, ok, err := m.store.Get(ctx, StartKey(base))
+	if err != nil || !ok {
+		return false, err
+	}
+	if _, stopped, err := m.store.Get(ctx, StopKey(base)); err != nil || stopped {
+		return false, err
+	}
+	live := start.Live
+	if live == "" {
+		live = base
+	}
+	if start.State != Done || live != name || start.Restarts >= MaxRestarts {
+		return false, nil
+	}
+	k := start.Restarts + 1
+	o := start.Order
+	o.Key, o.Name, o.CallSID, o.ConferenceSID = restartKey(base, k), fmt.Sprintf("%s%s%d", base, restartSep, k), start.Resolved, ""
+	o.Params = append(append([]twilio.Param(nil), start.Params...),
+		twilio.Param{Name: "restart_of", Value: streamSID}, twilio.Param{Name: "restart", Value: fmt.Sprint(k)})
+	o.Since = time.Now()
+	added, err := m.Submit(ctx, o)
+	if err != nil || !added {
+		return false, err
+	}
+	start.Restarts, start.Live = k, o.Name
+	if err := m.store.Put(ctx, start); err != nil {
+		return false, fmt.Errorf("record restart of %s: %w", base, err)
+	}
+	m.m.restarts.Inc()
+	m.log.Warn("stream died mid-call: starting a replacement", "name", name, callrec.LogKeyStreamSID, streamSID,
+		"replacement", o.Name, callrec.LogKeyReason, reason)
+	return true, nil
 }
 
 // StartKey is the idempotency key of the start of the stream named name.

@@ -242,3 +242,39 @@ func TestRestartCarriesOn(t *testing.T) {
 		t.Errorf("the finished start was repeated after the restart (%d creates)", n)
 	}
 }
+
+// TestRestartAfterStreamError: Twilio reports the live stream dead while
+// the call is up; a replacement is started once, naming what it replaces;
+// a repeated or stale callback orders nothing; the later stop goes to the
+// replacement.
+func TestRestartAfterStreamError(t *testing.T) {
+	e := newEnv(t, streams.Config{}, nil)
+	e.fake.AddCall(call)
+	submit(t, e.m, startOrder("rec-err"))
+	first := e.waitIntent(t, streams.StartKey("rec-err"))
+	ctx := context.Background()
+	ok, err := e.m.StreamFailed(ctx, "rec-err", first.StreamSID, "connection refused")
+	if err != nil || !ok {
+		t.Fatalf("StreamFailed = %v, %v; want a restart", ok, err)
+	}
+	for _, name := range []string{"rec-err", "rec-unknown"} { // repeated, and unknown
+		if ok, err := e.m.StreamFailed(ctx, name, first.StreamSID, "again"); err != nil || ok {
+			t.Errorf("StreamFailed(%s) again = %v, %v; want nothing", name, ok, err)
+		}
+	}
+	callrectest.Eventually(t, 5*time.Second, "replacement started", func() bool { return len(e.fake.Streams()) == 2 })
+	repl := e.fake.Streams()[1]
+	if repl.Name != "rec-err-restart1" || repl.Params["restart_of"] != first.StreamSID || repl.Params["task_sid"] != "WT1" || repl.CallSID != call {
+		t.Errorf("replacement stream %+v", repl)
+	}
+	submit(t, e.m, stopOrder("rec-err"))
+	if in := e.waitIntent(t, streams.StopKey("rec-err")); in.Outcome != "stopped" {
+		t.Fatalf("stop: %+v", in)
+	}
+	if got := e.fake.Streams()[1]; got.Status != "stopped" {
+		t.Errorf("replacement %s is %s after the stop, want stopped", got.Name, got.Status)
+	}
+	if ok, _ := e.m.StreamFailed(ctx, "rec-err-restart1", repl.SID, "after stop"); ok {
+		t.Error("a stream whose stop was decided was restarted")
+	}
+}
