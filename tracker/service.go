@@ -34,18 +34,19 @@ type Service struct {
 	log    *slog.Logger
 	events *prometheus.CounterVec
 
-	mu    sync.Mutex
-	state *State
+	mu     sync.Mutex
+	state  *State
+	alarms *alarms // used by the alarm loop only
 }
 
 var _ callrec.EventSink = (*Service)(nil)
 
 // NewService restores the saved contacts and returns the Service.
-func NewService(ctx context.Context, rules Rules, orders Orderer, store ContactStore, log *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+func NewService(ctx context.Context, rules Rules, alarm AlarmConfig, orders Orderer, store ContactStore, log *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{orders: orders, store: store, log: log.With(callrec.LogKeyComponent, "tracker"), state: NewState(rules),
+	s := &Service{orders: orders, store: store, log: log.With(callrec.LogKeyComponent, "tracker"), state: NewState(rules), alarms: newAlarms(alarm, reg),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_tracker_events_total", Help: "CTI events applied, by type."}, []string{"type"})}
 	if reg != nil {
 		reg.MustRegister(s.events)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,6 +35,7 @@ type ctiConfig struct {
 	RecordAttr     string // attribute=value|value
 	ExcludeAgents  string
 	DisableWebhook bool
+	LongCall       time.Duration
 }
 
 func (c *ctiConfig) register(fs *flag.FlagSet) {
@@ -47,6 +49,7 @@ func (c *ctiConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RecordAgents, "record-agents", "", "record only these agents (extensions or worker SIDs, comma-separated; default everyone)")
 	fs.StringVar(&c.RecordAttr, "record-attribute", "", "record workers whose attribute matches, e.g. team=sales|support")
 	fs.StringVar(&c.ExcludeAgents, "exclude-agents", "", "never record these agents")
+	fs.DurationVar(&c.LongCall, "long-call-alarm", 120*time.Minute, "raise the long-call alarm (log event and metric) for calls longer than this")
 	fs.BoolVar(&c.DisableWebhook, "no-events-webhook", false, "do not serve the Event Streams webhook sink at /twilio/events")
 }
 
@@ -110,7 +113,7 @@ func openCTI(ctx context.Context, cfg ctiConfig, dataDir, token, mediaURL, httpU
 		return nil, err
 	}
 	c.mgr = streams.New(streams.Config{MediaURL: mediaURL, StatusCallback: cfg.PublicHTTPURL + "/twilio/stream-status"}, rest, c.trStore, log, reg)
-	if c.svc, err = tracker.NewService(ctx, cfg.rules(), c.mgr, c.trStore, log, reg); err != nil {
+	if c.svc, err = tracker.NewService(ctx, cfg.rules(), tracker.AlarmConfig{LongCall: cfg.LongCall}, c.mgr, c.trStore, log, reg); err != nil {
 		c.close()
 		return nil, err
 	}
@@ -134,6 +137,7 @@ func openCTI(ctx context.Context, cfg ctiConfig, dataDir, token, mediaURL, httpU
 // run runs the Stream Manager and the Kinesis source until ctx is done.
 func (c *cti) run(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { _ = c.mgr.Run(ctx) })
+	wg.Go(func() { _ = c.svc.RunAlarms(ctx) })
 	if c.kin != nil {
 		wg.Go(func() { _ = c.kin.Run(ctx, c.adapter.Handle) })
 	}

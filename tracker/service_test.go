@@ -1,0 +1,136 @@
+package tracker_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"callrec"
+	"callrec/tracker"
+	"callrec/tracker/bolt"
+	"callrec/tracker/streams"
+)
+
+// orders records what the Service submits, dropping repeated keys as the
+// Stream Manager does.
+type orders struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	got  []streams.Order
+}
+
+func (o *orders) Submit(_ context.Context, ord streams.Order) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.seen == nil {
+		o.seen = map[string]bool{}
+	}
+	if o.seen[ord.Key] {
+		return false, nil
+	}
+	o.seen[ord.Key] = true
+	o.got = append(o.got, ord)
+	return true, nil
+}
+
+func newService(t *testing.T, path string, o *orders, alarm tracker.AlarmConfig) (*tracker.Service, *bolt.Store) {
+	t.Helper()
+	st, err := bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := tracker.NewService(context.Background(), defaultRules, alarm, o, st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, st
+}
+
+// TestServiceCarriesOnAfterRestart: the Service turns decisions into
+// orders tagged with task, reservation and agent; a Service restarted on
+// the same store carries on: the redelivered accept orders nothing new,
+// the wrap-up orders the stop.
+func TestServiceCarriesOnAfterRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tracker.db")
+	evs := answeredEvents().events
+	var accepted int
+	for i, ev := range evs {
+		if ev.Type == callrec.EventReservationAccepted {
+			accepted = i
+		}
+	}
+	o := &orders{}
+	svc, st := newService(t, path, o, tracker.AlarmConfig{})
+	ctx := context.Background()
+	for _, ev := range evs[:accepted+1] {
+		if err := svc.HandleEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(o.got) != 1 || o.got[0].Kind != streams.Start || o.got[0].CallSID != customerLeg {
+		t.Fatalf("orders after accept: %+v", o.got)
+	}
+	params := map[string]string{}
+	for _, p := range o.got[0].Params {
+		params[p.Name] = p.Value
+	}
+	if params["task_sid"] != taskSID || params["reservation_sid"] != resA || params["agent"] != alice.name {
+		t.Errorf("start order parameters %v", params)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	svc, st = newService(t, path, o, tracker.AlarmConfig{})
+	defer st.Close()
+	if c, ok := svc.Contact(taskSID); !ok || c.Status != callrec.ContactActive {
+		t.Fatalf("restored contact %+v, %v", c, ok)
+	}
+	for _, ev := range evs { // everything, the accept again included
+		if err := svc.HandleEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(o.got) != 2 || o.got[1].Kind != streams.Stop || o.got[1].Name != o.got[0].Name {
+		t.Fatalf("orders after the restart: %+v", o.got)
+	}
+}
+
+// TestLongCallAlarm: raised once per call past the threshold, not before,
+// and cleared when the call ends.
+func TestLongCallAlarm(t *testing.T) {
+	evs := answeredEvents().events
+	o := &orders{}
+	svc, st := newService(t, filepath.Join(t.TempDir(), "tracker.db"), o, tracker.AlarmConfig{LongCall: time.Hour})
+	defer st.Close()
+	var answeredAt time.Time
+	for _, ev := range evs {
+		if ev.Type == callrec.EventReservationWrapup {
+			break
+		}
+		if ev.Type == callrec.EventReservationAccepted {
+			answeredAt = ev.Time
+		}
+		if err := svc.HandleEvent(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := svc.CheckAlarms(answeredAt.Add(59 * time.Minute)); n != 0 {
+		t.Errorf("%d long calls at 59 minutes", n)
+	}
+	for range 2 {
+		if n := svc.CheckAlarms(answeredAt.Add(61 * time.Minute)); n != 1 {
+			t.Errorf("%d long calls at 61 minutes, want 1", n)
+		}
+	}
+	for _, ev := range evs {
+		if err := svc.HandleEvent(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := svc.CheckAlarms(answeredAt.Add(3 * time.Hour)); n != 0 {
+		t.Errorf("%d long calls after the call ended", n)
+	}
+}
