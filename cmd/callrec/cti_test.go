@@ -10,8 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
 	"callrec"
 	"callrec/internal/callrectest"
+	"callrec/internal/servicetest"
 	"callrec/internal/twilio"
 	"callrec/internal/twiliotest"
 	"callrec/simulate"
@@ -189,5 +194,65 @@ func TestCTIStreamErrorRestart(t *testing.T) {
 	}
 	if creates != 2 || stops != 1 {
 		t.Errorf("%d Start and %d Stop Stream requests, want 2 and 1", creates, stops)
+	}
+}
+
+// TestCTIFromKinesis: the same answered call, with the events read from a
+// real Kinesis API (kinesis-local on loopback) instead of the webhook.
+func TestCTIFromKinesis(t *testing.T) {
+	endpoint := servicetest.StartKinesis(t)
+	kc := servicetest.NewKinesisClient(t, endpoint)
+	ctx := t.Context()
+	const stream = "twilio-events"
+	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	callrectest.Eventually(t, 20*time.Second, "stream active", func() bool {
+		out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
+		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
+	})
+	put := func(names ...string) {
+		t.Helper()
+		for _, n := range names {
+			if _, err := kc.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(stream), PartitionKey: aws.String(n),
+				Data: callrectest.Fixture(t, "event-streams/"+n+".json")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute})
+	api := httptest.NewServer(tw)
+	t.Cleanup(api.Close)
+	t.Cleanup(tw.Close)
+	tw.AddCall(fixtureCall)
+	cfg := testConfig(t)
+	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL, DisableWebhook: true}
+	cfg.CTI.Kinesis.Stream, cfg.CTI.Kinesis.Endpoint, cfg.CTI.Kinesis.Region = stream, endpoint, "us-east-1"
+	cfg.CTI.Kinesis.StartPosition, cfg.CTI.Kinesis.PollInterval = "trim_horizon", 100*time.Millisecond
+	s := startRun(t, cfg)
+
+	put("task.created", "reservation.created", "reservation.accepted", "reservation.accepted") // a duplicate too
+	var rec callrec.Recording
+	callrectest.Eventually(t, 20*time.Second, "the call is being recorded", func() bool {
+		var list struct{ Recordings []callrec.Recording }
+		getJSON(t, s.HTTPURL+"/api/recordings?call_sid="+fixtureCall, &list)
+		if len(list.Recordings) == 1 && list.Recordings[0].Accounting.Messages.MediaSeen > 20 {
+			rec = list.Recordings[0]
+			return true
+		}
+		return false
+	})
+	put("reservation.wrapup", "reservation.completed", "task.completed")
+	if r := finished(t, s, rec.Stream.StreamSID); r.State != callrec.StateComplete || r.Stream.CustomParameters["agent"] != "alice.agent@example.com" {
+		t.Errorf("recording %s/%s tagged %v", r.State, r.EndReason, r.Stream.CustomParameters)
+	}
+	var creates int
+	for _, r := range tw.Requests() {
+		if r.Status == 200 && r.Op == twiliotest.OpCreateStream {
+			creates++
+		}
+	}
+	if creates != 1 {
+		t.Errorf("%d Start Stream requests, want 1", creates)
 	}
 }
