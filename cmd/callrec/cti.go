@@ -39,17 +39,27 @@ type ctiConfig struct {
 }
 
 func (c *ctiConfig) register(fs *flag.FlagSet) {
+	c.registerTracker(fs)
+	c.registerEvents(fs)
+}
+
+// registerTracker registers the flags of the tracker and Stream Manager.
+func (c *ctiConfig) registerTracker(fs *flag.FlagSet) {
 	fs.StringVar(&c.AccountSID, "twilio-account-sid", "", "Twilio account SID: turns on the CTI path (Event Streams in, Start/Stop Stream out) (env TWILIO_ACCOUNT_SID)")
 	fs.StringVar(&c.APIURL, "twilio-api-url", "", "Twilio REST API base URL override (the simulator or a mock; default Twilio)")
 	fs.StringVar(&c.PublicHTTPURL, "public-http-url", "", "the https URL Twilio uses to reach --http-addr (Event Streams webhook, stream status callbacks; default http://<http-addr>)")
-	fs.StringVar(&c.Kinesis.Stream, "kinesis-stream", "", "read Event Streams from this Kinesis stream")
-	fs.StringVar(&c.Kinesis.Region, "kinesis-region", "us-east-1", "AWS region of the Kinesis stream")
-	fs.StringVar(&c.Kinesis.Endpoint, "kinesis-endpoint", "", "Kinesis endpoint override (e.g. kinesis-local)")
-	fs.StringVar(&c.Kinesis.StartPosition, "kinesis-start", "latest", "where to start without a checkpoint: latest, trim_horizon or at_timestamp")
 	fs.StringVar(&c.RecordAgents, "record-agents", "", "record only these agents (extensions or worker SIDs, comma-separated; default everyone)")
 	fs.StringVar(&c.RecordAttr, "record-attribute", "", "record workers whose attribute matches, e.g. team=sales|support")
 	fs.StringVar(&c.ExcludeAgents, "exclude-agents", "", "never record these agents")
 	fs.DurationVar(&c.LongCall, "long-call-alarm", 120*time.Minute, "raise the long-call alarm (log event and metric) for calls longer than this")
+}
+
+// registerEvents registers the flags of the Event Streams sources.
+func (c *ctiConfig) registerEvents(fs *flag.FlagSet) {
+	fs.StringVar(&c.Kinesis.Stream, "kinesis-stream", "", "read Event Streams from this Kinesis stream")
+	fs.StringVar(&c.Kinesis.Region, "kinesis-region", "us-east-1", "AWS region of the Kinesis stream")
+	fs.StringVar(&c.Kinesis.Endpoint, "kinesis-endpoint", "", "Kinesis endpoint override (e.g. kinesis-local)")
+	fs.StringVar(&c.Kinesis.StartPosition, "kinesis-start", "latest", "where to start without a checkpoint: latest, trim_horizon or at_timestamp")
 	fs.BoolVar(&c.DisableWebhook, "no-events-webhook", false, "do not serve the Event Streams webhook sink at /twilio/events")
 }
 

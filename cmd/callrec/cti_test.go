@@ -31,6 +31,12 @@ const (
 // postEvents sends a signed Event Streams webhook batch, as Twilio does.
 func postEvents(t *testing.T, s *system, names ...string) int {
 	t.Helper()
+	return postEventsTo(t, s.HTTPURL, names...)
+}
+
+// postEventsTo sends a signed webhook batch to base + /twilio/events.
+func postEventsTo(t *testing.T, base string, names ...string) int {
+	t.Helper()
 	var batch []json.RawMessage
 	for _, n := range names {
 		batch = append(batch, callrectest.Fixture(t, "event-streams/"+n+".json"))
@@ -40,7 +46,7 @@ func postEvents(t *testing.T, s *system, names ...string) int {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(body)
-	u := s.HTTPURL + "/twilio/events?bodySHA256=" + hex.EncodeToString(sum[:])
+	u := base + "/twilio/events?bodySHA256=" + hex.EncodeToString(sum[:])
 	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(twilio.SignatureHeader, twilio.Sign(testToken, u, nil))
@@ -254,5 +260,45 @@ func TestCTIFromKinesis(t *testing.T) {
 	}
 	if creates != 1 {
 		t.Errorf("%d Start Stream requests, want 1", creates)
+	}
+}
+
+// TestCTISplitRoles: the same answered call with the eventadapter and the
+// tracker in their own processes, talking over HTTP, and the media tier and
+// recorder in a third.
+func TestCTISplitRoles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute})
+	api := httptest.NewServer(tw)
+	t.Cleanup(api.Close)
+	t.Cleanup(tw.Close)
+	tw.AddCall(fixtureCall)
+	s := startRun(t, testConfig(t))
+	dir := t.TempDir()
+	tr := startChild(t, "tracker running", "tracker", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--twilio-account-sid", fixtureAccount,
+		"--twilio-auth-token", testToken, "--twilio-api-url", api.URL, "--media-url", s.cfg.Media.PublicURL, "--events-token", "tok3n")
+	ea := startChild(t, "event adapter running", "eventadapter", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
+		"--twilio-auth-token", testToken, "--tracker-url", "http://"+tr.fields["http_addr"].(string), "--events-token", "tok3n")
+	eaURL := "http://" + ea.fields["http_addr"].(string)
+	if code := postEventsTo(t, eaURL, "task.created", "reservation.created", "reservation.accepted"); code != http.StatusOK {
+		t.Fatalf("event adapter answered %d", code)
+	}
+	var rec callrec.Recording
+	callrectest.Eventually(t, 20*time.Second, "the call is being recorded", func() bool {
+		var list struct{ Recordings []callrec.Recording }
+		getJSON(t, s.HTTPURL+"/api/recordings?call_sid="+fixtureCall, &list)
+		if len(list.Recordings) == 1 && list.Recordings[0].Accounting.Messages.MediaSeen > 20 {
+			rec = list.Recordings[0]
+			return true
+		}
+		return false
+	})
+	if code := postEventsTo(t, eaURL, "reservation.wrapup", "reservation.completed", "task.completed"); code != http.StatusOK {
+		t.Fatalf("event adapter answered %d", code)
+	}
+	if r := finished(t, s, rec.Stream.StreamSID); r.State != callrec.StateComplete || r.Stream.CustomParameters["task_sid"] != fixtureTask {
+		t.Errorf("recording %s/%s tagged %v", r.State, r.EndReason, r.Stream.CustomParameters)
 	}
 }

@@ -26,6 +26,8 @@ Commands:
   run            every role in one process (media adapter + recorder + API)
   mediaadapter   the Twilio Media Streams adapter alone (forwards to a recorder)
   recorder       the recorder alone (accepts adapters on its link port)
+  tracker        the tracker and Stream Manager alone (CTI events in, Start/Stop Stream out)
+  eventadapter   the Event Streams adapter alone (Kinesis / webhook in, events to a tracker)
   simulate       play Twilio: open signed Media Streams with real audio
   version        print the version
 
@@ -58,6 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runMediaAdapterCommand(ctx, rest, stderr)
 	case "recorder":
 		return runRecorderCommand(ctx, rest, stderr)
+	case "tracker":
+		return runTrackerCommand(ctx, rest, stderr)
+	case "eventadapter":
+		return runEventAdapterCommand(ctx, rest, stderr)
 	case "simulate":
 		return runSimulateCommand(ctx, rest, stdout, stderr)
 	case "version":
