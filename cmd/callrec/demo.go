@@ -4,13 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"callrec"
 	"callrec/simulate"
+	"callrec/simulate/scenario"
 )
 
 // demoToken returns a random auth token for --demo when none is configured:
@@ -21,34 +25,67 @@ func demoToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// runDemo places a steady trickle of realistic calls through the media
-// endpoint, as Twilio would, until ctx is done: a new call every few
-// seconds, 10–40 s long, at most four at a time.
-func runDemo(ctx context.Context, mediaURL, signURL, token string, log *slog.Logger) {
+// demoTwilio serves the simulator's Twilio REST API on loopback for --demo:
+// the CTI path's Start/Stop Stream requests go there, and it opens the
+// Media Streams back into us.
+type demoTwilio struct {
+	tw  *simulate.Twilio
+	srv *http.Server
+	url string
+}
+
+func startDemoTwilio(token string) (*demoTwilio, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	tw := simulate.NewTwilio(simulate.DefaultAccountSID, token, simulate.Config{URL: "ws://unused", Duration: 10 * time.Minute})
+	d := &demoTwilio{tw: tw, srv: &http.Server{Handler: tw, ReadHeaderTimeout: 5 * time.Second}, url: "http://" + ln.Addr().String()}
+	go func() { _ = d.srv.Serve(ln) }()
+	return d, nil
+}
+
+func (d *demoTwilio) close() {
+	d.tw.Close()
+	_ = d.srv.Close()
+}
+
+// runDemo plays a steady trickle of whole Flex calls until ctx is done:
+// signed Event Streams to our webhook, Start/Stop Stream on the simulated
+// Twilio API, real speech audio on the Media Streams; a new call every few
+// seconds, at most four at a time, mostly answered calls with some
+// transfers, rejections and abandoned calls.
+func runDemo(ctx context.Context, eventsURL, token string, tw *simulate.Twilio, log *slog.Logger) {
 	log = log.With(callrec.LogKeyComponent, "demo")
-	log.Info("demo: placing simulated calls", "url", mediaURL)
+	log.Info("demo: placing simulated Flex calls")
+	mix := []scenario.Scenario{scenario.Answered, scenario.Answered, scenario.Answered, scenario.RejectedThenAccepted,
+		scenario.WarmTransfer, scenario.ExternalTransfer, scenario.AbandonedInQueue, scenario.DuplicatedReordered}
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for i := 0; ; i++ {
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case sem <- struct{}{}:
 		}
-		d := time.Duration(10+mrand.IntN(31)) * time.Second
+		sc := mix[mrand.IntN(len(mix))]
+		talk := time.Duration(8+mrand.IntN(23)) * time.Second
 		wg.Go(func() {
 			defer func() { <-sem }()
-			sum, err := simulate.Run(ctx, simulate.Config{URL: mediaURL, SignURL: signURL, AuthToken: token, Calls: 1, Duration: d,
-				Seed: int64(i), Params: map[string]string{"demo": "true"}})
-			if err != nil || sum.Failed > 0 {
-				log.Warn("demo call failed", callrec.LogKeyErr, err)
+			c, err := scenario.Play(ctx, sc, scenario.Env{Sink: &scenario.WebhookSink{URL: eventsURL, AuthToken: token}, Twilio: tw, Talk: talk})
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("demo call failed", "scenario", sc, callrec.LogKeyErr, err)
+				return
+			}
+			if c != nil {
+				log.Info("demo call done", "scenario", sc, "task_sid", c.TaskSID)
 			}
 		})
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Duration(2+mrand.IntN(4)) * time.Second):
+		case <-time.After(time.Duration(3+mrand.IntN(4)) * time.Second):
 		}
 	}
 }

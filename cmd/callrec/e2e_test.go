@@ -149,7 +149,8 @@ func checkAccounting(t *testing.T, c simulate.CallResult, rec *callrec.Recording
 }
 
 // TestDemo: `run --demo` without a token generates one, keeps signature
-// checks on, and its simulated calls get recorded.
+// checks on, and plays Flex calls through the whole CTI flow: recordings
+// appear tagged with their task and agent.
 func TestDemo(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AuthToken, cfg.Demo = "", true
@@ -157,10 +158,14 @@ func TestDemo(t *testing.T) {
 	if s.cfg.Media.AuthToken == "" || s.cfg.Media.SkipSignature {
 		t.Fatal("demo runs without signature checks")
 	}
-	callrectest.Eventually(t, 15*time.Second, "a demo call is being recorded", func() bool {
+	callrectest.Eventually(t, 30*time.Second, "a demo call is being recorded", func() bool {
 		var list struct{ Recordings []callrec.Recording }
 		getJSON(t, s.HTTPURL+"/api/recordings", &list)
-		return len(list.Recordings) > 0 && list.Recordings[0].Stream.CustomParameters["demo"] == "true" &&
-			list.Recordings[0].Accounting.Messages.MediaSeen > 0
+		for _, r := range list.Recordings {
+			if r.Stream.CustomParameters["task_sid"] != "" && r.Stream.CustomParameters["agent"] != "" && r.Accounting.Messages.MediaSeen > 0 {
+				return true
+			}
+		}
+		return false
 	})
 }

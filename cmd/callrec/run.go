@@ -26,6 +26,7 @@ import (
 	"callrec/mediaadapter"
 	"callrec/recorder"
 	"callrec/recorder/bolt"
+	"callrec/simulate"
 )
 
 // allConfig is the configuration of `callrec run`.
@@ -70,7 +71,7 @@ func (c *allConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
 	c.CTI.register(fs)
-	fs.BoolVar(&c.Demo, "demo", false, "place a steady trickle of simulated, signed calls (with a generated auth token if none is set)")
+	fs.BoolVar(&c.Demo, "demo", false, "play a steady trickle of simulated Flex calls through the whole flow: signed Event Streams, the tracker, Start/Stop Stream on a simulated Twilio API, real audio (generates an auth token if none is set)")
 }
 
 // nodeFlag registers --node-id: the recorder node id, unique in the pool.
@@ -149,6 +150,21 @@ type system struct {
 // then the link once every stream is finished, then the recorder, then the
 // API.
 func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*system)) error {
+	var demo *demoTwilio
+	if cfg.Demo {
+		if cfg.AuthToken == "" {
+			cfg.AuthToken = demoToken()
+			log.Info("demo: generated a Twilio auth token for the simulated calls (signature checks stay on)")
+		}
+		if cfg.CTI.AccountSID == "" {
+			var err error
+			if demo, err = startDemoTwilio(cfg.AuthToken); err != nil {
+				return err
+			}
+			defer demo.close()
+			cfg.CTI.AccountSID, cfg.CTI.APIURL = simulate.DefaultAccountSID, demo.url
+		}
+	}
 	s := &system{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := s.open(); err != nil {
@@ -200,8 +216,8 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 	s.ready.Store(true)
 	demoCtx, stopDemo := context.WithCancel(ctx)
 	defer stopDemo()
-	if cfg.Demo {
-		bg.Go(func() { runDemo(demoCtx, s.MediaURL, s.cfg.Media.PublicURL, s.cfg.Media.AuthToken, log) })
+	if demo != nil {
+		bg.Go(func() { runDemo(demoCtx, s.HTTPURL+"/twilio/events", s.cfg.Media.AuthToken, demo.tw, log) })
 	}
 	log.Info("callrec running", "media_url", s.MediaURL, "public_url", s.media0PublicURL(), "http_url", s.HTTPURL,
 		"data_dir", cfg.DataDir, "node", cfg.Recorder.NodeID, "version", callrec.Version)
@@ -279,10 +295,6 @@ func (s *system) open() error {
 	s.HTTPURL = "http://" + s.httpLn.Addr().String()
 	mc := cfg.Media
 	mc.PublicURL, mc.AuthToken, mc.SkipSignature, mc.NodeID = cfg.PublicURL, cfg.AuthToken, cfg.SkipSignature, "run"
-	if cfg.Demo && mc.AuthToken == "" {
-		mc.AuthToken = demoToken()
-		s.log.Info("demo: generated a Twilio auth token for the simulated calls (signature checks stay on)")
-	}
 	if mc.PublicURL == "" {
 		mc.PublicURL = s.MediaURL
 	}

@@ -17,6 +17,8 @@ func runSimulateCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	var lf logFlags
 	var insecureTLS, asJSON bool
 	var params string
+	var sc scenarioFlags
+	sc.register(fs)
 	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8081/media", "Media Streams URL to connect to (ws:// or wss://)")
 	fs.StringVar(&cfg.SignURL, "sign-url", "", "URL to sign, when it differs from --url (a proxy in between)")
 	fs.StringVar(&cfg.AuthToken, "auth-token", "", "Twilio auth token to sign upgrades with (env TWILIO_AUTH_TOKEN; empty: unsigned)")
@@ -53,6 +55,9 @@ func runSimulateCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 			}
 			cfg.Params[k] = v
 		}
+	}
+	if sc.names != "" {
+		return runScenarios(ctx, sc, cfg, stdout, log)
 	}
 	sum, err := simulate.Run(ctx, cfg)
 	if err != nil {
