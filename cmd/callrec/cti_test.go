@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"callrec"
+	eakinesis "callrec/eventadapter/kinesis"
 	"callrec/internal/callrectest"
 	"callrec/internal/servicetest"
 	"callrec/internal/twilio"
@@ -203,9 +204,10 @@ func TestCTIStreamErrorRestart(t *testing.T) {
 	}
 }
 
-// TestCTIFromKinesis: the same answered call, with the events read from a
-// real Kinesis API (kinesis-local on loopback) instead of the webhook.
-func TestCTIFromKinesis(t *testing.T) {
+// kinesisForTest starts kinesis-local with a fresh two-shard stream and
+// returns the source configuration for it.
+func kinesisForTest(t *testing.T) eakinesis.Config {
+	t.Helper()
 	endpoint := servicetest.StartKinesis(t)
 	kc := servicetest.NewKinesisClient(t, endpoint)
 	ctx := t.Context()
@@ -217,6 +219,16 @@ func TestCTIFromKinesis(t *testing.T) {
 		out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
 		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
 	})
+	return eakinesis.Config{Stream: stream, Endpoint: endpoint, Region: "us-east-1", StartPosition: "trim_horizon", PollInterval: 100 * time.Millisecond}
+}
+
+// TestCTIFromKinesis: the same answered call, with the events read from a
+// real Kinesis API (kinesis-local on loopback) instead of the webhook.
+func TestCTIFromKinesis(t *testing.T) {
+	kcfg := kinesisForTest(t)
+	kc := servicetest.NewKinesisClient(t, kcfg.Endpoint)
+	ctx := t.Context()
+	stream := kcfg.Stream
 	put := func(names ...string) {
 		t.Helper()
 		for _, n := range names {
@@ -232,9 +244,7 @@ func TestCTIFromKinesis(t *testing.T) {
 	t.Cleanup(tw.Close)
 	tw.AddCall(fixtureCall)
 	cfg := testConfig(t)
-	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL, DisableWebhook: true}
-	cfg.CTI.Kinesis.Stream, cfg.CTI.Kinesis.Endpoint, cfg.CTI.Kinesis.Region = stream, endpoint, "us-east-1"
-	cfg.CTI.Kinesis.StartPosition, cfg.CTI.Kinesis.PollInterval = "trim_horizon", 100*time.Millisecond
+	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL, DisableWebhook: true, Kinesis: kcfg}
 	s := startRun(t, cfg)
 
 	put("task.created", "reservation.created", "reservation.accepted", "reservation.accepted") // a duplicate too

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	kinesis "callrec/eventadapter/kinesis"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -29,21 +30,44 @@ func TestScenarios(t *testing.T) {
 	for i, sc := range scenario.All() {
 		t.Run(string(sc), func(t *testing.T) {
 			t.Parallel()
-			scenarioE2E(t, sc, int64(i+1))
+			scenarioE2E(t, sc, int64(i+1), false)
 		})
 	}
 }
 
-func scenarioE2E(t *testing.T, sc scenario.Scenario, seed int64) {
+// TestScenariosViaKinesis plays calls whose events go through a real
+// Kinesis stream (kinesis-local, two shards, random partition keys, so a
+// call's events arrive out of order across shards).
+func TestScenariosViaKinesis(t *testing.T) {
+	for i, sc := range []scenario.Scenario{scenario.Answered, scenario.WarmTransfer, scenario.DuplicatedReordered} {
+		t.Run(string(sc), func(t *testing.T) {
+			t.Parallel()
+			scenarioE2E(t, sc, int64(i+100), true)
+		})
+	}
+}
+
+func scenarioE2E(t *testing.T, sc scenario.Scenario, seed int64, viaKinesis bool) {
 	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute, KeepAudio: true})
 	api := httptest.NewServer(tw)
 	t.Cleanup(api.Close)
 	t.Cleanup(tw.Close)
 	cfg := testConfig(t)
 	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL}
+	var sink scenario.Sink
+	if viaKinesis {
+		kcfg := kinesisForTest(t)
+		cfg.CTI.Kinesis, cfg.CTI.DisableWebhook = kcfg, true
+		pub, err := kinesis.NewPublisher(t.Context(), kcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink = pub
+	}
 	s := startRun(t, cfg)
-
-	sink := &scenario.WebhookSink{URL: s.HTTPURL + "/twilio/events", AuthToken: testToken}
+	if sink == nil {
+		sink = &scenario.WebhookSink{URL: s.HTTPURL + "/twilio/events", AuthToken: testToken}
+	}
 	call, err := scenario.Play(callrectest.Context(t), sc, scenario.Env{Sink: sink, Twilio: tw, Account: fixtureAccount,
 		Talk: time.Second, Seed: seed})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"callrec/eventadapter/kinesis"
 	"callrec/simulate"
 	"callrec/simulate/scenario"
 )
@@ -23,6 +24,7 @@ type scenarioFlags struct {
 	account   string
 	talk      time.Duration
 	repeat    int
+	kinesis   kinesis.Config
 }
 
 func (f *scenarioFlags) register(fs *flag.FlagSet) {
@@ -32,6 +34,9 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.account, "account-sid", simulate.DefaultAccountSID, "with --scenario: the account SID (callrec's --twilio-account-sid)")
 	fs.DurationVar(&f.talk, "talk", 3*time.Second, "with --scenario: how long agents talk")
 	fs.IntVar(&f.repeat, "repeat", 1, "with --scenario: play each scenario this many times")
+	fs.StringVar(&f.kinesis.Stream, "events-kinesis-stream", "", "with --scenario: put the CloudEvents into this Kinesis stream instead of the webhook")
+	fs.StringVar(&f.kinesis.Endpoint, "kinesis-endpoint", "", "with --events-kinesis-stream: endpoint override (kinesis-local)")
+	fs.StringVar(&f.kinesis.Region, "kinesis-region", "us-east-1", "with --events-kinesis-stream: AWS region")
 }
 
 func scenarioNames() []string {
@@ -68,12 +73,17 @@ func runScenarios(ctx context.Context, f scenarioFlags, media simulate.Config, s
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	log.Info("simulated Twilio REST API listening", "url", "http://"+ln.Addr().String())
+	var sink scenario.Sink = &scenario.WebhookSink{URL: f.eventsURL, AuthToken: media.AuthToken}
+	if f.kinesis.Stream != "" {
+		if sink, err = kinesis.NewPublisher(ctx, f.kinesis); err != nil {
+			return err
+		}
+	}
 	failed := 0
 	for i := 0; i < f.repeat; i++ {
 		for _, sc := range list {
 			before := len(tw.Requests())
-			c, err := scenario.Play(ctx, sc, scenario.Env{Sink: &scenario.WebhookSink{URL: f.eventsURL, AuthToken: media.AuthToken},
-				Twilio: tw, Account: f.account, Talk: f.talk})
+			c, err := scenario.Play(ctx, sc, scenario.Env{Sink: sink, Twilio: tw, Account: f.account, Talk: f.talk})
 			if err != nil {
 				failed++
 				fmt.Fprintf(stdout, "%-22s FAILED: %v\n", sc, err)
