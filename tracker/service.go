@@ -36,17 +36,18 @@ type Service struct {
 
 	mu     sync.Mutex
 	state  *State
-	alarms *alarms // used by the alarm loop only
+	alarms *alarms    // used by the alarm loop only
+	holds  *holdWatch // used by the hold watch loop only
 }
 
 var _ callrec.EventSink = (*Service)(nil)
 
 // NewService restores the saved contacts and returns the Service.
-func NewService(ctx context.Context, rules Rules, alarm AlarmConfig, orders Orderer, store ContactStore, log *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+func NewService(ctx context.Context, rules Rules, alarm AlarmConfig, hold HoldConfig, orders Orderer, store ContactStore, log *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{orders: orders, store: store, log: log.With(callrec.LogKeyComponent, "tracker"), state: NewState(rules), alarms: newAlarms(alarm, reg),
+	s := &Service{orders: orders, store: store, log: log.With(callrec.LogKeyComponent, "tracker"), state: NewState(rules), alarms: newAlarms(alarm, reg), holds: newHoldWatch(hold, reg),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_tracker_events_total", Help: "CTI events applied, by type."}, []string{"type"})}
 	if reg != nil {
 		reg.MustRegister(s.events)

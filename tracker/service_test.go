@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"callrec"
+	"callrec/internal/twilio"
 	"callrec/tracker"
 	"callrec/tracker/bolt"
 	"callrec/tracker/streams"
@@ -41,7 +42,7 @@ func newService(t *testing.T, path string, o *orders, alarm tracker.AlarmConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := tracker.NewService(context.Background(), defaultRules, alarm, o, st, nil, nil)
+	svc, err := tracker.NewService(context.Background(), defaultRules, alarm, tracker.HoldConfig{}, o, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,4 +134,60 @@ func TestLongCallAlarm(t *testing.T) {
 	if n := svc.CheckAlarms(answeredAt.Add(3 * time.Hour)); n != 0 {
 		t.Errorf("%d long calls after the call ended", n)
 	}
+}
+
+// participants is a conference whose customer can be put on hold.
+type participants struct {
+	mu   sync.Mutex
+	hold bool
+}
+
+func (p *participants) Participants(context.Context, string) ([]twilio.Participant, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return []twilio.Participant{{CallSID: agentLeg, Label: "worker", Status: "connected"},
+		{CallSID: customerLeg, Label: "customer", Status: "connected", Hold: p.hold}}, nil
+}
+
+// TestLongHoldAlarm: hold is polled from the conference; a hold longer
+// than the threshold raises the alarm; taking the customer off hold resets.
+func TestLongHoldAlarm(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "tracker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := tracker.NewService(context.Background(), defaultRules, tracker.AlarmConfig{},
+		tracker.HoldConfig{LongHold: 10 * time.Minute}, &orders{}, st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range answeredEvents().events {
+		if ev.Type == callrec.EventReservationWrapup {
+			break
+		}
+		if err := svc.HandleEvent(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	conf := &participants{}
+	t0 := time.Now()
+	check := func(at time.Duration, wantHold, wantLong int) {
+		t.Helper()
+		if h, l := svc.CheckHolds(ctx, conf, t0.Add(at)); h != wantHold || l != wantLong {
+			t.Errorf("at %v: %d on hold, %d too long; want %d, %d", at, h, l, wantHold, wantLong)
+		}
+	}
+	check(0, 0, 0)
+	conf.hold = true
+	check(time.Minute, 1, 0)
+	check(10*time.Minute, 1, 0)
+	check(11*time.Minute, 1, 1)
+	conf.hold = false
+	check(12*time.Minute, 0, 0)
+	conf.hold = true
+	check(13*time.Minute, 1, 0) // a new hold starts counting afresh
+	check(22*time.Minute, 1, 0)
+	check(23*time.Minute, 1, 1)
 }

@@ -74,7 +74,7 @@ func newEnv(tb testing.TB, persistent bool) *env {
 		StatusCallback: "https://callrec.example.com/twilio/stream-status"}, rest, e.intents, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
-	e.svc, err = tracker.NewService(ctx, tracker.Rules{MonitorAll: true}, tracker.AlarmConfig{}, mgr, contacts, nil, nil)
+	e.svc, err = tracker.NewService(ctx, tracker.Rules{MonitorAll: true}, tracker.AlarmConfig{}, tracker.HoldConfig{}, mgr, contacts, nil, nil)
 	if err != nil {
 		cancel()
 		e.close()

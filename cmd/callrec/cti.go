@@ -36,6 +36,7 @@ type ctiConfig struct {
 	ExcludeAgents  string
 	DisableWebhook bool
 	LongCall       time.Duration
+	LongHold       time.Duration
 }
 
 func (c *ctiConfig) register(fs *flag.FlagSet) {
@@ -52,6 +53,7 @@ func (c *ctiConfig) registerTracker(fs *flag.FlagSet) {
 	fs.StringVar(&c.RecordAttr, "record-attribute", "", "record workers whose attribute matches, e.g. team=sales|support")
 	fs.StringVar(&c.ExcludeAgents, "exclude-agents", "", "never record these agents")
 	fs.DurationVar(&c.LongCall, "long-call-alarm", 120*time.Minute, "raise the long-call alarm (log event and metric) for calls longer than this")
+	fs.DurationVar(&c.LongHold, "long-hold-alarm", 0, "raise the long-hold alarm for customers on hold longer than this (e.g. 120m; polls each active call's conference every 30 s; 0: off)")
 }
 
 // registerEvents registers the flags of the Event Streams sources.
@@ -92,6 +94,7 @@ type cti struct {
 	webhook http.Handler
 	status  http.Handler
 	kin     *kinesis.Source
+	rest    *twilio.REST
 }
 
 // openCTI builds the CTI path; mediaURL is the public wss URL streams go to.
@@ -117,13 +120,13 @@ func openCTI(ctx context.Context, cfg ctiConfig, dataDir, token, mediaURL, httpU
 		c.close()
 		return nil, err
 	}
-	rest, err := twilio.NewREST(twilio.RESTConfig{AccountSID: cfg.AccountSID, AuthToken: token, BaseURL: cfg.APIURL})
+	c.rest, err = twilio.NewREST(twilio.RESTConfig{AccountSID: cfg.AccountSID, AuthToken: token, BaseURL: cfg.APIURL})
 	if err != nil {
 		c.close()
 		return nil, err
 	}
-	c.mgr = streams.New(streams.Config{MediaURL: mediaURL, StatusCallback: cfg.PublicHTTPURL + "/twilio/stream-status"}, rest, c.trStore, log, reg)
-	if c.svc, err = tracker.NewService(ctx, cfg.rules(), tracker.AlarmConfig{LongCall: cfg.LongCall}, c.mgr, c.trStore, log, reg); err != nil {
+	c.mgr = streams.New(streams.Config{MediaURL: mediaURL, StatusCallback: cfg.PublicHTTPURL + "/twilio/stream-status"}, c.rest, c.trStore, log, reg)
+	if c.svc, err = tracker.NewService(ctx, cfg.rules(), tracker.AlarmConfig{LongCall: cfg.LongCall}, tracker.HoldConfig{LongHold: cfg.LongHold}, c.mgr, c.trStore, log, reg); err != nil {
 		c.close()
 		return nil, err
 	}
@@ -148,6 +151,7 @@ func openCTI(ctx context.Context, cfg ctiConfig, dataDir, token, mediaURL, httpU
 func (c *cti) run(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { _ = c.mgr.Run(ctx) })
 	wg.Go(func() { _ = c.svc.RunAlarms(ctx) })
+	wg.Go(func() { _ = c.svc.RunHoldWatch(ctx, c.rest) })
 	if c.kin != nil {
 		wg.Go(func() { _ = c.kin.Run(ctx, c.adapter.Handle) })
 	}

@@ -71,7 +71,7 @@ func runTrackerCommand(ctx context.Context, args []string, stderr io.Writer) err
 	}
 	reg := newRegistry()
 	mgr := streams.New(streams.Config{MediaURL: *mediaURL, StatusCallback: public + "/twilio/stream-status"}, rest, store, log, reg)
-	svc, err := tracker.NewService(ctx, cfg.rules(), tracker.AlarmConfig{LongCall: cfg.LongCall}, mgr, store, log, reg)
+	svc, err := tracker.NewService(ctx, cfg.rules(), tracker.AlarmConfig{LongCall: cfg.LongCall}, tracker.HoldConfig{LongHold: cfg.LongHold}, mgr, store, log, reg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -85,6 +85,7 @@ func runTrackerCommand(ctx context.Context, args []string, stderr io.Writer) err
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = mgr.Run(runCtx) })
 	wg.Go(func() { _ = svc.RunAlarms(runCtx) })
+	wg.Go(func() { _ = svc.RunHoldWatch(runCtx, rest) })
 	return serveHTTP(ctx, ln, mux, log, func() {
 		stop()
 		wg.Wait()

@@ -32,6 +32,7 @@ const (
 // Participant is a conference participant.
 type Participant struct {
 	CallSID, Label, Status string
+	Hold                   bool
 }
 
 // Stream is a stream the fake started.
@@ -108,6 +109,17 @@ func (f *Fake) AddConference(sid string, ps ...Participant) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.confs[sid] = append([]Participant(nil), ps...)
+}
+
+// SetHold puts a conference participant on hold or takes it off.
+func (f *Fake) SetHold(confSID, callSID string, hold bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.confs[confSID] {
+		if f.confs[confSID][i].CallSID == callSID {
+			f.confs[confSID][i].Hold = hold
+		}
+	}
 }
 
 // Fail makes the next n requests of op fail with the HTTP status and Twilio
@@ -277,7 +289,7 @@ func (f *Fake) participants(confSID string, r *http.Request) (int, any) {
 	list := make([]map[string]any, 0, len(ps))
 	for _, p := range ps {
 		list = append(list, map[string]any{"account_sid": f.account, "call_sid": p.CallSID, "conference_sid": confSID,
-			"label": p.Label, "status": p.Status, "hold": false, "muted": false, "coaching": false})
+			"label": p.Label, "status": p.Status, "hold": p.Hold, "muted": false, "coaching": false})
 	}
 	uri := r.URL.Path
 	return 200, map[string]any{"participants": list, "first_page_uri": uri, "next_page_uri": nil, "previous_page_uri": nil,
