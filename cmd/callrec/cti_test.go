@@ -59,6 +59,23 @@ func postEventsTo(t *testing.T, base string, names ...string) int {
 	return resp.StatusCode
 }
 
+// recordingInProgress waits until the call's one recording has received
+// audio, and returns it.
+func recordingInProgress(t *testing.T, s *system, callSID string) callrec.Recording {
+	t.Helper()
+	var rec callrec.Recording
+	callrectest.Eventually(t, 20*time.Second, "the call "+callSID+" is being recorded", func() bool {
+		var list struct{ Recordings []callrec.Recording }
+		getJSON(t, s.HTTPURL+"/api/recordings?call_sid="+callSID, &list)
+		if len(list.Recordings) == 1 && list.Recordings[0].Accounting.Messages.MediaSeen > 20 {
+			rec = list.Recordings[0]
+			return true
+		}
+		return false
+	})
+	return rec
+}
+
 // TestCTIAnsweredCall: Event Streams in through the signed webhook; the
 // tracker starts the customer leg's stream when the agent accepts (through
 // the simulator's Twilio API, which opens the Media Stream back into us) and
@@ -77,16 +94,7 @@ func TestCTIAnsweredCall(t *testing.T) {
 	if code := postEvents(t, s, "task.created", "reservation.created", "reservation.accepted"); code != http.StatusOK {
 		t.Fatalf("webhook answered %d", code)
 	}
-	var rec callrec.Recording
-	callrectest.Eventually(t, 15*time.Second, "the agent's call is being recorded", func() bool {
-		var list struct{ Recordings []callrec.Recording }
-		getJSON(t, s.HTTPURL+"/api/recordings?call_sid="+fixtureCall, &list)
-		if len(list.Recordings) == 1 && list.Recordings[0].Accounting.Messages.MediaSeen > 50 {
-			rec = list.Recordings[0]
-			return true
-		}
-		return false
-	})
+	rec := recordingInProgress(t, s, fixtureCall)
 	want := map[string]string{"task_sid": fixtureTask, "reservation_sid": "WR16792ea346317c17b1487d339b1a86ed",
 		"worker_sid": "WK6384e2b2184bcbf58eccf10ca7a6563c", "agent": "alice.agent@example.com", "stream_name": "rec-" + fixtureTask, "leg": "customer"}
 	for k, v := range want {
@@ -153,15 +161,7 @@ func TestCTIStreamErrorRestart(t *testing.T) {
 		getJSON(t, s.HTTPURL+"/api/recordings?call_sid="+fixtureCall, &list)
 		return list.Recordings
 	}
-	var first callrec.Recording
-	callrectest.Eventually(t, 15*time.Second, "first stream recording", func() bool {
-		rs := recordings()
-		if len(rs) == 1 && rs[0].Accounting.Messages.MediaSeen > 20 {
-			first = rs[0]
-			return true
-		}
-		return false
-	})
+	first := recordingInProgress(t, s, fixtureCall)
 	if !tw.Cut(first.Stream.StreamSID) {
 		t.Fatal("stream not running in the simulator")
 	}
@@ -248,16 +248,7 @@ func TestCTIFromKinesis(t *testing.T) {
 	s := startRun(t, cfg)
 
 	put("task.created", "reservation.created", "reservation.accepted", "reservation.accepted") // a duplicate too
-	var rec callrec.Recording
-	callrectest.Eventually(t, 20*time.Second, "the call is being recorded", func() bool {
-		var list struct{ Recordings []callrec.Recording }
-		getJSON(t, s.HTTPURL+"/api/recordings?call_sid="+fixtureCall, &list)
-		if len(list.Recordings) == 1 && list.Recordings[0].Accounting.Messages.MediaSeen > 20 {
-			rec = list.Recordings[0]
-			return true
-		}
-		return false
-	})
+	rec := recordingInProgress(t, s, fixtureCall)
 	put("reservation.wrapup", "reservation.completed", "task.completed")
 	if r := finished(t, s, rec.Stream.StreamSID); r.State != callrec.StateComplete || r.Stream.CustomParameters["agent"] != "alice.agent@example.com" {
 		t.Errorf("recording %s/%s tagged %v", r.State, r.EndReason, r.Stream.CustomParameters)
@@ -295,16 +286,7 @@ func TestCTISplitRoles(t *testing.T) {
 	if code := postEventsTo(t, eaURL, "task.created", "reservation.created", "reservation.accepted"); code != http.StatusOK {
 		t.Fatalf("event adapter answered %d", code)
 	}
-	var rec callrec.Recording
-	callrectest.Eventually(t, 20*time.Second, "the call is being recorded", func() bool {
-		var list struct{ Recordings []callrec.Recording }
-		getJSON(t, s.HTTPURL+"/api/recordings?call_sid="+fixtureCall, &list)
-		if len(list.Recordings) == 1 && list.Recordings[0].Accounting.Messages.MediaSeen > 20 {
-			rec = list.Recordings[0]
-			return true
-		}
-		return false
-	})
+	rec := recordingInProgress(t, s, fixtureCall)
 	if code := postEventsTo(t, eaURL, "reservation.wrapup", "reservation.completed", "task.completed"); code != http.StatusOK {
 		t.Fatalf("event adapter answered %d", code)
 	}
