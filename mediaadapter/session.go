@@ -36,9 +36,8 @@ type session struct {
 	// counters flushed to Prometheus about once a second, not per message
 	nMedia, nDropped int64
 
-	closeMu  sync.Mutex
-	closing  bool // Shutdown asked this session to end
-	closeErr error
+	closeMu sync.Mutex
+	closing bool // Shutdown asked this session to end
 }
 
 // shutdown makes the read loop end with EndShutdown.

@@ -67,7 +67,7 @@ func runScenarios(ctx context.Context, f scenarioFlags, media simulate.Config, s
 	defer tw.Close()
 	ln, err := net.Listen("tcp", f.apiAddr)
 	if err != nil {
-		return fmt.Errorf("Twilio API listener: %w", err)
+		return fmt.Errorf("listen for the simulated Twilio API: %w", err)
 	}
 	srv := &http.Server{Handler: tw, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()

@@ -79,9 +79,9 @@ func tcpPair(t *testing.T) (*net.TCPConn, net.Conn) {
 }
 
 // serveScript runs ServeConn on one end of a connection, writes script to
-// the other and half-closes it, and returns ServeConn's result and what the
-// server wrote.
-func serveScript(t *testing.T, h link.Handler, script []byte) (error, []byte) {
+// the other and half-closes it, and returns what the server wrote and
+// ServeConn's result.
+func serveScript(t *testing.T, h link.Handler, script []byte) ([]byte, error) {
 	t.Helper()
 	a, b := tcpPair(t)
 	defer a.Close()
@@ -104,7 +104,7 @@ func serveScript(t *testing.T, h link.Handler, script []byte) (error, []byte) {
 	_, _ = a.Write(script) // may fail once the server gives up on us: fine
 	_ = a.CloseWrite()     // EOF for a well-formed script
 	err := recv(t, "ServeConn", errc)
-	return err, recv(t, "server output", outc)
+	return recv(t, "server output", outc), err
 }
 
 func TestServerProtocolErrors(t *testing.T) {
@@ -142,7 +142,7 @@ func TestServerProtocolErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err, _ := serveScript(t, newFakeHandler(false), tt.script)
+			_, err := serveScript(t, newFakeHandler(false), tt.script)
 			if !errors.Is(err, link.ErrProtocol) {
 				t.Fatalf("ServeConn = %v, want an error wrapping ErrProtocol", err)
 			}
@@ -159,12 +159,12 @@ func TestServerTruncatedMessage(t *testing.T) {
 	ok := hello(link.Version, "adapter-x")
 	full := cat(openMsg(1), msg(tRecords, u32(1), frameRecord(1, 0, 3, []byte{1, 2, 3})))
 	for _, cut := range []int{1, 4, 5, 9, len(full) - 1} {
-		err, _ := serveScript(t, newFakeHandler(false), cat(ok, full[:cut]))
+		_, err := serveScript(t, newFakeHandler(false), cat(ok, full[:cut]))
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("cut at %d: ServeConn = %v, want unexpected EOF", cut, err)
 		}
 	}
-	if err, _ := serveScript(t, newFakeHandler(false), cat(ok, full)); err != nil {
+	if _, err := serveScript(t, newFakeHandler(false), cat(ok, full)); err != nil {
 		t.Errorf("uncut: ServeConn = %v", err)
 	}
 }
@@ -173,7 +173,7 @@ func TestServerTruncatedMessage(t *testing.T) {
 func TestServerRefusesVersion(t *testing.T) {
 	for _, v := range []byte{0, link.Version + 1, 0xff} {
 		h := newFakeHandler(false)
-		err, out := serveScript(t, h, cat(hello(v, "future"), openMsg(1)))
+		out, err := serveScript(t, h, cat(hello(v, "future"), openMsg(1)))
 		if !errors.Is(err, link.ErrProtocol) || !strings.Contains(err.Error(), "version") {
 			t.Errorf("version %d: ServeConn = %v, want a version ErrProtocol", v, err)
 		}

@@ -145,7 +145,6 @@ type serverConn struct {
 	acks    map[uint32]uint64
 	control []byte
 	wake    chan struct{}
-	dead    bool
 }
 
 type serverStream struct {
