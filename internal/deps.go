@@ -15,5 +15,6 @@ import (
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/valyala/fastjson"
 	_ "go.etcd.io/bbolt"
+	_ "golang.org/x/crypto/argon2"
 	_ "golang.org/x/sync/errgroup"
 )
