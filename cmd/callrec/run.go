@@ -219,7 +219,7 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 	if demo != nil {
 		bg.Go(func() { runDemo(demoCtx, s.HTTPURL+"/twilio/events", s.cfg.Media.AuthToken, demo.tw, log) })
 	}
-	log.Info("callrec running", "media_url", s.MediaURL, "public_url", s.media0PublicURL(), "http_url", s.HTTPURL,
+	log.Info("callrec running", "media_url", s.MediaURL, "public_url", s.cfg.Media.PublicURL, "http_url", s.HTTPURL,
 		"data_dir", cfg.DataDir, "node", cfg.Recorder.NodeID, "version", callrec.Version)
 	if onReady != nil {
 		onReady(s)
@@ -251,8 +251,6 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 	log.Info("stopped")
 	return runErr
 }
-
-func (s *system) media0PublicURL() string { return s.cfg.Media.PublicURL }
 
 // open opens the index and recorder, binds the listeners and builds the
 // media adapter.
