@@ -28,7 +28,9 @@ Commands:
   recorder       the recorder alone (accepts adapters on its link port)
   tracker        the tracker and Stream Manager alone (CTI events in, Start/Stop Stream out)
   eventadapter   the Event Streams adapter alone (Kinesis / webhook in, events to a tracker)
-  simulate       play Twilio: open signed Media Streams with real audio
+  simulate       play Twilio: signed Media Streams, or whole Flex calls (--scenario)
+  user add       add a user of the compliance UI and API (bootstraps the first admin)
+  audit verify   check the audit trail's hash chain
   version        print the version
 
 Every flag can also be set from the environment as CALLREC_<FLAG>, with
@@ -66,6 +68,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEventAdapterCommand(ctx, rest, stderr)
 	case "simulate":
 		return runSimulateCommand(ctx, rest, stdout, stderr)
+	case "user":
+		return runUserCommand(ctx, rest, os.Stdin, stdout, stderr)
+	case "audit":
+		return runAuditCommand(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "callrec", callrec.Version)
 		return nil
