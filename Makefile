@@ -33,6 +33,7 @@ bench: build ## Go benchmarks of the frame path, then the load run (simulate aga
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./mediaadapter/... ./recorder/... ./internal/link/
 	$(GO) test -run='^$$' -bench=FramePath -benchmem -benchtime=1000000x ./bench/framepath
 	$(GO) test -run='^$$' -bench=. -benchtime=3x ./bench/cti
+	$(GO) test -run='^$$' -bench=Search -benchtime=200x ./consolidation/store
 	$(GO) run ./bench/load -calls 200 -duration 60s -max 400,800,1200,1600,2000,2500,3000,3500,4000 -max-duration 30s
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
