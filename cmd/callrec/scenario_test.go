@@ -83,7 +83,13 @@ func scenarioE2E(t *testing.T, sc scenario.Scenario, seed int64, viaKinesis bool
 		starts, stops := scenarioStreamOrders(tw)
 		return starts >= x.Starts && stops >= x.Stops
 	})
-	time.Sleep(300 * time.Millisecond) // and nothing more comes
+	// The webhook (or the Kinesis source) hands every event to the tracker,
+	// which saves its orders before answering; once the Stream Manager has
+	// none pending, no further request can come.
+	callrectest.Eventually(t, 10*time.Second, "no stream order pending", func() bool {
+		p, err := s.cti.trStore.Pending(t.Context())
+		return err == nil && len(p) == 0
+	})
 	if starts, stops := scenarioStreamOrders(tw); starts != x.Starts || stops != x.Stops {
 		t.Errorf("%d successful Start and %d Stop Stream requests, want %d and %d; requests:\n%s",
 			starts, stops, x.Starts, x.Stops, scenarioRequests(tw))
