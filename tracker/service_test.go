@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"callrec"
 	"callrec/internal/twilio"
 	"callrec/tracker"
@@ -38,11 +40,16 @@ func (o *orders) Submit(_ context.Context, ord streams.Order) (bool, error) {
 
 func newService(t *testing.T, path string, o *orders, alarm tracker.AlarmConfig) (*tracker.Service, *bolt.Store) {
 	t.Helper()
+	return newServiceReg(t, path, o, alarm, nil)
+}
+
+func newServiceReg(t *testing.T, path string, o *orders, alarm tracker.AlarmConfig, reg prometheus.Registerer) (*tracker.Service, *bolt.Store) {
+	t.Helper()
 	st, err := bolt.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := tracker.NewService(context.Background(), defaultRules, alarm, tracker.HoldConfig{}, o, st, nil, nil)
+	svc, err := tracker.NewService(context.Background(), defaultRules, alarm, tracker.HoldConfig{}, o, st, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +111,8 @@ func TestServiceCarriesOnAfterRestart(t *testing.T) {
 func TestLongCallAlarm(t *testing.T) {
 	evs := answeredEvents().events
 	o := &orders{}
-	svc, st := newService(t, filepath.Join(t.TempDir(), "tracker.db"), o, tracker.AlarmConfig{LongCall: time.Hour})
+	reg := prometheus.NewRegistry()
+	svc, st := newServiceReg(t, filepath.Join(t.TempDir(), "tracker.db"), o, tracker.AlarmConfig{LongCall: time.Hour}, reg)
 	defer st.Close()
 	var answeredAt time.Time
 	for _, ev := range evs {
@@ -125,6 +133,9 @@ func TestLongCallAlarm(t *testing.T) {
 		if n := svc.CheckAlarms(answeredAt.Add(61 * time.Minute)); n != 1 {
 			t.Errorf("%d long calls at 61 minutes, want 1", n)
 		}
+	}
+	if got := counter(t, reg, "callrec_long_call_alarms_total"); got != 1 {
+		t.Errorf("%v long-call alarms raised for one call checked twice, want 1", got)
 	}
 	for _, ev := range evs {
 		if err := svc.HandleEvent(context.Background(), ev); err != nil {
@@ -157,8 +168,9 @@ func TestLongHoldAlarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	reg := prometheus.NewRegistry()
 	svc, err := tracker.NewService(context.Background(), defaultRules, tracker.AlarmConfig{},
-		tracker.HoldConfig{LongHold: 10 * time.Minute}, &orders{}, st, nil, nil)
+		tracker.HoldConfig{LongHold: 10 * time.Minute}, &orders{}, st, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,4 +202,24 @@ func TestLongHoldAlarm(t *testing.T) {
 	check(13*time.Minute, 1, 0) // a new hold starts counting afresh
 	check(22*time.Minute, 1, 0)
 	check(23*time.Minute, 1, 1)
+	check(24*time.Minute, 1, 1)
+	if got := counter(t, reg, "callrec_long_hold_alarms_total"); got != 2 {
+		t.Errorf("%v long-hold alarms for two long holds, want 2", got)
+	}
+}
+
+// counter reads a counter from a registry.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
 }

@@ -59,6 +59,17 @@ func postEventsTo(t *testing.T, base string, names ...string) int {
 	return resp.StatusCode
 }
 
+// simTwilio serves the simulator's Twilio REST API (with the audio it sends
+// kept) until the test ends, and returns it and its URL.
+func simTwilio(t *testing.T) (*simulate.Twilio, string) {
+	t.Helper()
+	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute, KeepAudio: true})
+	api := httptest.NewServer(tw)
+	t.Cleanup(api.Close)
+	t.Cleanup(tw.Close)
+	return tw, api.URL
+}
+
 // recordingInProgress waits until the call's one recording has received
 // audio, and returns it.
 func recordingInProgress(t *testing.T, s *system, callSID string) callrec.Recording {
@@ -82,13 +93,10 @@ func recordingInProgress(t *testing.T, s *system, callSID string) callrec.Record
 // stops it at wrap-up; the recording is tagged with task, reservation and
 // agent; redelivered events change nothing.
 func TestCTIAnsweredCall(t *testing.T) {
-	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute, KeepAudio: true})
-	api := httptest.NewServer(tw)
-	t.Cleanup(api.Close)
-	t.Cleanup(tw.Close)
+	tw, apiURL := simTwilio(t)
 	tw.AddCall(fixtureCall)
 	cfg := testConfig(t)
-	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL}
+	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: apiURL}
 	s := startRun(t, cfg)
 
 	if code := postEvents(t, s, "task.created", "reservation.created", "reservation.accepted"); code != http.StatusOK {
@@ -145,13 +153,10 @@ func TestCTIAnsweredCall(t *testing.T) {
 // stream-error); the tracker starts a replacement on the same call, whose
 // recording names the stream it replaces; wrap-up stops the replacement.
 func TestCTIStreamErrorRestart(t *testing.T) {
-	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute})
-	api := httptest.NewServer(tw)
-	t.Cleanup(api.Close)
-	t.Cleanup(tw.Close)
+	tw, apiURL := simTwilio(t)
 	tw.AddCall(fixtureCall)
 	cfg := testConfig(t)
-	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL}
+	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: apiURL}
 	s := startRun(t, cfg)
 	if code := postEvents(t, s, "task.created", "reservation.created", "reservation.accepted"); code != http.StatusOK {
 		t.Fatalf("webhook answered %d", code)
@@ -238,13 +243,10 @@ func TestCTIFromKinesis(t *testing.T) {
 			}
 		}
 	}
-	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute})
-	api := httptest.NewServer(tw)
-	t.Cleanup(api.Close)
-	t.Cleanup(tw.Close)
+	tw, apiURL := simTwilio(t)
 	tw.AddCall(fixtureCall)
 	cfg := testConfig(t)
-	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL, DisableWebhook: true, Kinesis: kcfg}
+	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: apiURL, DisableWebhook: true, Kinesis: kcfg}
 	s := startRun(t, cfg)
 
 	put("task.created", "reservation.created", "reservation.accepted", "reservation.accepted") // a duplicate too
@@ -271,15 +273,12 @@ func TestCTISplitRoles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute})
-	api := httptest.NewServer(tw)
-	t.Cleanup(api.Close)
-	t.Cleanup(tw.Close)
+	tw, apiURL := simTwilio(t)
 	tw.AddCall(fixtureCall)
 	s := startRun(t, testConfig(t))
 	dir := t.TempDir()
 	tr := startChild(t, "tracker running", "tracker", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--twilio-account-sid", fixtureAccount,
-		"--twilio-auth-token", testToken, "--twilio-api-url", api.URL, "--media-url", s.cfg.Media.PublicURL, "--events-token", "tok3n")
+		"--twilio-auth-token", testToken, "--twilio-api-url", apiURL, "--media-url", s.cfg.Media.PublicURL, "--events-token", "tok3n")
 	ea := startChild(t, "event adapter running", "eventadapter", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
 		"--twilio-auth-token", testToken, "--tracker-url", "http://"+tr.fields["http_addr"].(string), "--events-token", "tok3n")
 	eaURL := "http://" + ea.fields["http_addr"].(string)

@@ -5,7 +5,6 @@ import (
 	kinesis "callrec/eventadapter/kinesis"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,12 +47,9 @@ func TestScenariosViaKinesis(t *testing.T) {
 }
 
 func scenarioE2E(t *testing.T, sc scenario.Scenario, seed int64, viaKinesis bool) {
-	tw := simulate.NewTwilio(fixtureAccount, testToken, simulate.Config{URL: "ws://unused", Duration: time.Minute, KeepAudio: true})
-	api := httptest.NewServer(tw)
-	t.Cleanup(api.Close)
-	t.Cleanup(tw.Close)
+	tw, apiURL := simTwilio(t)
 	cfg := testConfig(t)
-	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: api.URL}
+	cfg.CTI = ctiConfig{AccountSID: fixtureAccount, APIURL: apiURL}
 	var sink scenario.Sink
 	if viaKinesis {
 		kcfg := kinesisForTest(t)

@@ -144,7 +144,12 @@ func TestFrameAfterFinish(t *testing.T) {
 			defer close(done)
 			f := callrec.Frame{Payload: []byte{1}}
 			close(started)
-			for !s.isDone() {
+			for {
+				select {
+				case <-s.Done():
+					return
+				default:
+				}
 				f.Chunk++
 				s.Frame(&f)
 				s.Note(Note{Track: "inbound"})

@@ -202,15 +202,6 @@ func (s *Stream) Close(cl Close) {
 	}
 }
 
-func (s *Stream) isDone() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // rewind prepares the stream for a new connection: re-open, then resend
 // everything not acknowledged. Called with the client's lock held.
 func (s *Stream) rewind() {
