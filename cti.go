@@ -153,6 +153,7 @@ type Connection struct {
 	ReservationSID string           `json:"reservation_sid"`
 	WorkerSID      string           `json:"worker_sid"`
 	AgentExtension string           `json:"agent_extension"`
+	Team           string           `json:"team,omitempty"` // the worker's team_name (or team_id) attribute
 	Status         ConnectionStatus `json:"status"`
 	EndReason      string           `json:"end_reason,omitempty"` // the event that ended an offer
 	Version        int64            `json:"version"`              // highest reservation_version applied

@@ -91,6 +91,7 @@ func (f *connFacts) connection(res string) callrec.Connection {
 		ReservationSID: res,
 		WorkerSID:      f.Worker.S,
 		AgentExtension: f.Agent.S,
+		Team:           f.Team.S,
 		Version:        f.Version,
 		Monitored:      f.Monitored,
 		OfferedAt:      f.Offered.At,

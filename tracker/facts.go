@@ -85,6 +85,7 @@ type (
 type connFacts struct {
 	Worker    reg    `json:"worker,omitzero"`
 	Agent     reg    `json:"agent,omitzero"`
+	Team      reg    `json:"team,omitzero"` // worker attribute team_name, else team_id
 	Monitored bool   `json:"monitored,omitempty"` // any event said monitored
 	Version   int64  `json:"version"`
 	Offered   stamp  `json:"offered,omitzero"`
@@ -171,6 +172,11 @@ func (r *record) applyReservation(ev *callrec.CTIEvent, rules Rules) {
 	}
 	c.Worker.set(ev.WorkerSID)
 	c.Agent.set(ev.AgentExtension())
+	team := rawString(ev.Worker.Raw, "team_name")
+	if team == "" {
+		team = rawString(ev.Worker.Raw, "team_id")
+	}
+	c.Team.set(team)
 	c.Monitored = c.Monitored || rules.Monitored(ev)
 	c.Version = max(c.Version, ev.ReservationVersion)
 	t := ev.Time

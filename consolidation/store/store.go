@@ -58,6 +58,25 @@ type Interaction struct {
 	Status  string    `json:"status"`
 	Tags    []string  `json:"tags,omitempty"`
 	Updated time.Time `json:"updated"`
+	// Segments are the agents' parts of the call, each matched to the
+	// recording that covers it (not indexed).
+	Segments []Segment `json:"segments,omitempty"`
+}
+
+// Segment is one agent session of a call: an agent's connection from answer
+// to wrap-up (or end), matched by agent extension and time to the recording
+// that covers it. A segment no recording covers has Recorded false and no
+// INUM: shown as missing, never guessed.
+type Segment struct {
+	Agent          string       `json:"agent"` // agent extension (Flex login)
+	Team           string       `json:"team,omitempty"`
+	ReservationSID string       `json:"reservation_sid,omitempty"`
+	WorkerSID      string       `json:"worker_sid,omitempty"`
+	Start          time.Time    `json:"start"`
+	End            time.Time    `json:"end,omitzero"`
+	Recorded       bool         `json:"recorded"`
+	INUM           callrec.INUM `json:"inum,omitempty"` // the recording covering Start
+	OffsetMS       int64        `json:"offset_ms"`      // Start's position in that recording's audio
 }
 
 // Store is an interaction store backed by one bbolt file. It is safe for

@@ -99,7 +99,7 @@ func clientURI(identity string) string {
 
 // workerAttributes are a Flex worker's attributes, in the fixtures' order.
 func workerAttributes(w *Worker) object {
-	return object{
+	o := object{
 		{"routing", object{{"skills", []string{"support"}}, {"levels", object{}}}},
 		{"full_name", w.FullName},
 		{"image_url", imageURL},
@@ -108,6 +108,10 @@ func workerAttributes(w *Worker) object {
 		{"disabled_skills", object{{"skills", []string{}}, {"levels", object{}}}},
 		{"email", w.Identity},
 	}
+	if w.Team != "" {
+		o = append(o, field{"team_name", w.Team})
+	}
+	return o
 }
 
 // pstnAttributes are the task attributes of an inbound PSTN call (Studio

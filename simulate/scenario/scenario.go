@@ -101,6 +101,7 @@ type Worker struct {
 	SID      string // WK…
 	Identity string // the Flex login, worker_name: the agent extension
 	FullName string
+	Team     string // worker attribute team_name (supervisors see their teams' calls)
 	// ReservationSID is this call's reservation of the worker ("" for the
 	// caller of an agent-to-agent call, who has none).
 	ReservationSID string
@@ -255,9 +256,18 @@ type player struct {
 // worker SID that depends on the account and identity only.
 func (p *player) worker(name string) *Worker {
 	id := p.env.AgentPrefix + name + ".agent@example.com"
-	w := &Worker{SID: workerSID(p.env.Account, id), Identity: id, FullName: strings.ToUpper(name[:1]) + name[1:] + " Agent"}
+	w := &Worker{SID: workerSID(p.env.Account, id), Identity: id, FullName: strings.ToUpper(name[:1]) + name[1:] + " Agent", Team: teamOf(name)}
 	p.c.Workers = append(p.c.Workers, w)
 	return w
+}
+
+// teamOf is the simulated agents' team: bob is in west, everyone else in
+// east, so a supervisor of one team sees only part of the calls.
+func teamOf(name string) string {
+	if name == "bob" {
+		return "west"
+	}
+	return "east"
 }
 
 // workerSID derives a stable WK SID from the account and identity.
