@@ -85,7 +85,7 @@ type (
 type connFacts struct {
 	Worker    reg    `json:"worker,omitzero"`
 	Agent     reg    `json:"agent,omitzero"`
-	Team      reg    `json:"team,omitzero"` // worker attribute team_name, else team_id
+	Team      reg    `json:"team,omitzero"`       // worker attribute team_name, else team_id
 	Monitored bool   `json:"monitored,omitempty"` // any event said monitored
 	Version   int64  `json:"version"`
 	Offered   stamp  `json:"offered,omitzero"`
