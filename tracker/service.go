@@ -20,6 +20,13 @@ type ContactStore interface {
 	Contacts(ctx context.Context) (map[string][]byte, error)
 }
 
+// ContactSink receives every contact after an event changed it
+// (consolidation). It must be idempotent: a redelivered event hands over the
+// same contact again.
+type ContactSink interface {
+	Contact(ctx context.Context, c callrec.Contact) error
+}
+
 // Orderer takes stream orders (the Stream Manager).
 type Orderer interface {
 	Submit(ctx context.Context, o streams.Order) (bool, error)
@@ -31,6 +38,7 @@ type Orderer interface {
 type Service struct {
 	orders Orderer
 	store  ContactStore
+	sink   ContactSink // nil: none
 	log    *slog.Logger
 	events *prometheus.CounterVec
 
@@ -98,6 +106,30 @@ func (s *Service) HandleEvent(ctx context.Context, ev callrec.CTIEvent) error {
 			return fmt.Errorf("save contact %s: %w", ev.TaskSID, err)
 		}
 	}
+	if s.sink != nil {
+		if c, ok := s.state.Contact(ev.TaskSID); ok {
+			// A failure makes the event come again: the sink sees the
+			// contact at least once.
+			if err := s.sink.Contact(ctx, c); err != nil {
+				return fmt.Errorf("hand contact %s to consolidation: %w", ev.TaskSID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// SetContactSink makes the service hand every changed contact to sink, and
+// hands it every contact restored from the store now (so a sink that missed
+// updates while the tracker was down catches up). Call it before events flow.
+func (s *Service) SetContactSink(ctx context.Context, sink ContactSink) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sink = sink
+	for _, c := range s.state.Contacts() {
+		if err := sink.Contact(ctx, c); err != nil {
+			return fmt.Errorf("hand contact %s to consolidation: %w", c.TaskSID, err)
+		}
+	}
 	return nil
 }
 
@@ -117,15 +149,24 @@ func order(d Decision, st *State, ev callrec.CTIEvent) streams.Order {
 		return o
 	}
 	o.Kind, o.Key = streams.Start, streams.StartKey(d.Name)
+	team := ""
 	if c, ok := st.Contact(d.TaskSID); ok {
 		for label, call := range c.Participants {
 			if label != "customer" {
 				o.AgentLegs = append(o.AgentLegs, call)
 			}
 		}
+		for _, x := range c.Connections {
+			if x.ReservationSID == d.ReservationSID {
+				team = x.Team
+			}
+		}
 	}
 	o.Params = []twilio.Param{{Name: "task_sid", Value: d.TaskSID}, {Name: "reservation_sid", Value: d.ReservationSID},
 		{Name: "worker_sid", Value: d.WorkerSID}, {Name: "agent", Value: d.AgentExtension},
 		{Name: "stream_name", Value: d.Name}, {Name: "leg", Value: "customer"}}
+	if team != "" {
+		o.Params = append(o.Params, twilio.Param{Name: "team", Value: team})
+	}
 	return o
 }

@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -56,6 +57,7 @@ const (
 	ParamAgent          = "agent"
 	ParamStreamName     = "stream_name"
 	ParamRestartOf      = "restart_of"
+	ParamTeam           = "team"
 )
 
 var bucketState = []byte("join_state")
@@ -72,6 +74,7 @@ type RecSummary struct {
 	ReservationSID string                 `json:"reservation_sid,omitempty"`
 	WorkerSID      string                 `json:"worker_sid,omitempty"`
 	Agent          string                 `json:"agent,omitempty"`
+	Team           string                 `json:"team,omitempty"`
 	StreamName     string                 `json:"stream_name,omitempty"`
 	RestartOf      string                 `json:"restart_of,omitempty"`
 	PreviousINUM   callrec.INUM           `json:"previous_inum,omitempty"`
@@ -146,7 +149,7 @@ func (j *Joiner) NotifyRecording(ctx context.Context, ev callrec.RecordingEvent)
 		Stopped: ev.Type == callrec.RecordingStopped || (r.State != callrec.StateRecording && r.State != ""),
 		CallSID: r.Stream.CallSID, StreamSID: r.Stream.StreamSID,
 		TaskSID: p[ParamTaskSID], ReservationSID: p[ParamReservationSID], WorkerSID: p[ParamWorkerSID],
-		Agent: p[ParamAgent], StreamName: p[ParamStreamName], RestartOf: p[ParamRestartOf],
+		Agent: p[ParamAgent], Team: p[ParamTeam], StreamName: p[ParamStreamName], RestartOf: p[ParamRestartOf],
 		PreviousINUM: r.PreviousINUM,
 		StartedAt:    r.StartedAt, StoppedAt: r.StoppedAt, UpdatedAt: r.UpdatedAt,
 	}
@@ -190,6 +193,7 @@ func (j *Joiner) update(ctx context.Context, id string, merge func(*State) bool)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var st State
+	changed := false
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketState)
 		if v := b.Get([]byte(id)); v != nil {
@@ -201,6 +205,7 @@ func (j *Joiner) update(ctx context.Context, id string, merge func(*State) bool)
 		if !merge(&st) {
 			return nil
 		}
+		changed = true
 		v, err := json.Marshal(&st)
 		if err != nil {
 			return err
@@ -211,12 +216,31 @@ func (j *Joiner) update(ctx context.Context, id string, merge func(*State) bool)
 		return fmt.Errorf("join: %s: %w", id, err)
 	}
 	in := Build(&st)
+	if !changed {
+		// A repeat: rewrite the interaction only if the store disagrees (a
+		// store write that failed after the state was saved).
+		if old, err := j.st.Get(ctx, id); err == nil {
+			old.Updated = time.Time{}
+			if reflect.DeepEqual(normalised(old), normalised(in)) {
+				return nil
+			}
+		}
+	}
 	in.Updated = j.now().UTC()
 	if err := j.st.Put(ctx, in); err != nil {
 		return fmt.Errorf("join: %s: %w", id, err)
 	}
 	j.log.Debug("interaction joined", "id", id, "status", in.Status, "inums", len(in.INUMs))
 	return nil
+}
+
+// normalised makes an interaction comparable after a JSON round trip
+// (times lose their monotonic clock and location; nil and empty slices).
+func normalised(in store.Interaction) store.Interaction {
+	b, _ := json.Marshal(in)
+	var out store.Interaction
+	_ = json.Unmarshal(b, &out)
+	return out
 }
 
 // Get returns the joined state of id (ok false if nothing was seen for it).
@@ -342,6 +366,10 @@ func Build(st *State) store.Interaction {
 			if !slices.Contains(in.Agents, x.AgentExtension) {
 				in.Agents = append(in.Agents, x.AgentExtension)
 			}
+			if x.Team != "" && !slices.Contains(in.Teams, x.Team) {
+				in.Teams = append(in.Teams, x.Team)
+			}
+			in.Segments = append(in.Segments, segmentOf(x, c))
 		}
 		addTime(&in.Start, c.CreatedAt, false)
 		addTime(&in.End, c.EndedAt, true)
@@ -350,6 +378,9 @@ func Build(st *State) store.Interaction {
 		for _, r := range recs {
 			if r.Agent != "" && !slices.Contains(in.Agents, r.Agent) {
 				in.Agents = append(in.Agents, r.Agent)
+			}
+			if r.Team != "" && !slices.Contains(in.Teams, r.Team) {
+				in.Teams = append(in.Teams, r.Team)
 			}
 		}
 	}
@@ -392,6 +423,9 @@ func Build(st *State) store.Interaction {
 			tags = append(tags, TagNotRecorded)
 		}
 	}
+	for i := range in.Segments {
+		matchRecording(&in.Segments[i], recs)
+	}
 	if in.Status == store.StatusRecording && len(recs) > 0 {
 		in.End = time.Time{}
 	}
@@ -401,6 +435,62 @@ func Build(st *State) store.Interaction {
 	slices.Sort(tags)
 	in.Tags = tags
 	return in
+}
+
+// segmentOf is an answered connection's agent session: from the answer to
+// the wrap-up, else the end of the connection, else the end of the contact
+// (zero while it lasts).
+func segmentOf(x callrec.Connection, c *callrec.Contact) store.Segment {
+	sg := store.Segment{Agent: x.AgentExtension, Team: x.Team, ReservationSID: x.ReservationSID,
+		WorkerSID: x.WorkerSID, Start: x.AnsweredAt}
+	for _, t := range []time.Time{x.WrapUpAt, x.EndedAt, c.EndedAt} {
+		if !t.IsZero() && !t.Before(x.AnsweredAt) {
+			sg.End = t
+			break
+		}
+	}
+	return sg
+}
+
+// matchRecording finds the first recording (in start order) that overlaps
+// a segment in time (among recordings starting together, the one whose
+// stream names the segment's reservation or agent), and the segment's offset
+// in its audio. No overlap: not recorded. A recording still being written is
+// open-ended, and so is a segment still open.
+func matchRecording(sg *store.Segment, recs []RecSummary) {
+	best, bestMine := -1, false
+	for i, r := range recs {
+		if best >= 0 && r.StartedAt.After(recs[best].StartedAt) {
+			break
+		}
+		rEnd := r.StoppedAt
+		if rEnd.IsZero() {
+			rEnd = time.Unix(1<<40, 0) // not now: Build must not depend on when it runs
+		}
+		sEnd := sg.End
+		if sEnd.IsZero() || sEnd.After(rEnd) {
+			sEnd = rEnd
+		}
+		from := sg.Start
+		if r.StartedAt.After(from) {
+			from = r.StartedAt
+		}
+		if sEnd.Sub(from) <= 0 {
+			continue
+		}
+		mine := r.ReservationSID == sg.ReservationSID || r.Agent == sg.Agent
+		if best < 0 || (mine && !bestMine) {
+			best, bestMine = i, mine
+		}
+	}
+	if best < 0 {
+		return
+	}
+	r := recs[best]
+	sg.Recorded, sg.INUM = true, r.INUM
+	if d := sg.Start.Sub(r.StartedAt); d > 0 {
+		sg.OffsetMS = d.Milliseconds()
+	}
 }
 
 func monitoredAnswered(c *callrec.Contact) bool {

@@ -98,7 +98,7 @@ func contact(ended bool) callrec.Contact {
 		Participants: map[string]string{"customer": custCall, "worker": agentCall},
 		Direction:    "inbound", From: customer, To: flexNum, QueueName: "Sales", TaskVersion: 2,
 		CreatedAt: t0,
-		Connections: []callrec.Connection{{ReservationSID: resSID, WorkerSID: workerSID, AgentExtension: alice,
+		Connections: []callrec.Connection{{ReservationSID: resSID, WorkerSID: workerSID, AgentExtension: alice, Team: "east",
 			Status: callrec.ConnActive, Version: 1, Monitored: true, OfferedAt: t0.Add(2 * time.Second),
 			AnsweredAt: t0.Add(5 * time.Second)}}}
 	if ended {
@@ -107,6 +107,14 @@ func contact(ended bool) callrec.Contact {
 		c.Connections[0].WrapUpAt, c.Connections[0].EndedAt = t0.Add(62*time.Second), t0.Add(65*time.Second)
 	}
 	return c
+}
+
+// aliceSegment is alice's session in contact(true): answered at 5 s,
+// wrapped up at 62 s; the recordings in these tests start after 5 s, so
+// the offset is 0.
+func aliceSegment(recorded bool, n callrec.INUM) store.Segment {
+	return store.Segment{Agent: alice, Team: "east", ReservationSID: resSID, WorkerSID: workerSID,
+		Start: t0.Add(5 * time.Second), End: t0.Add(62 * time.Second), Recorded: recorded, INUM: n}
 }
 
 var ignoreUpdated = cmpopts.IgnoreFields(store.Interaction{}, "Updated")
@@ -146,8 +154,8 @@ func TestAnsweredCallEveryOrder(t *testing.T) {
 	}
 	want := store.Interaction{ID: taskSID, TaskSID: taskSID, CallSID: custCall, ConferenceSID: confSID,
 		Direction: "inbound", From: customer, To: flexNum, Queue: "Sales", Agents: []string{alice},
-		Start: t0, End: t0.Add(65 * time.Second), DurationMS: 65000, INUMs: []callrec.INUM{n},
-		Status: store.StatusComplete}
+		Teams: []string{"east"}, Start: t0, End: t0.Add(65 * time.Second), DurationMS: 65000, INUMs: []callrec.INUM{n},
+		Status: store.StatusComplete, Segments: []store.Segment{aliceSegment(true, n)}}
 	perms := permutations(len(steps))
 	if len(perms) != 24 {
 		t.Fatalf("%d permutations", len(perms))
@@ -252,8 +260,8 @@ func TestContactEndedWithoutRecording(t *testing.T) {
 	}
 	want := store.Interaction{ID: taskSID, TaskSID: taskSID, CallSID: custCall, ConferenceSID: confSID,
 		Direction: "inbound", From: customer, To: flexNum, Queue: "Sales", Agents: []string{alice},
-		Start: t0, End: t0.Add(65 * time.Second), DurationMS: 65000,
-		Status: store.StatusMissingAudio, Tags: []string{TagRecordingMissing}}
+		Teams: []string{"east"}, Start: t0, End: t0.Add(65 * time.Second), DurationMS: 65000,
+		Status: store.StatusMissingAudio, Tags: []string{TagRecordingMissing}, Segments: []store.Segment{aliceSegment(false, "")}}
 	if d := cmp.Diff(want, get(t, e, taskSID), ignoreUpdated); d != "" {
 		t.Fatalf("(-want +got):\n%s", d)
 	}
@@ -283,8 +291,8 @@ func TestStreamErrorReplacement(t *testing.T) {
 	evs := []callrec.RecordingEvent{started(r1), stopped(r1), started(r2), stopped(r2)}
 	want := store.Interaction{ID: taskSID, TaskSID: taskSID, CallSID: custCall, ConferenceSID: confSID,
 		Direction: "inbound", From: customer, To: flexNum, Queue: "Sales", Agents: []string{alice},
-		Start: t0, End: t0.Add(65 * time.Second), DurationMS: 65000, INUMs: []callrec.INUM{n1, n2},
-		Status: store.StatusPartial, Tags: []string{TagRestarted}}
+		Teams: []string{"east"}, Start: t0, End: t0.Add(65 * time.Second), DurationMS: 65000, INUMs: []callrec.INUM{n1, n2},
+		Status: store.StatusPartial, Tags: []string{TagRestarted}, Segments: []store.Segment{aliceSegment(true, n1)}}
 	for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 3, 0, 1}, {1, 3, 0, 2, 1, 3}} {
 		t.Run(fmt.Sprint(order), func(t *testing.T) {
 			e := newEnv(t)
@@ -381,5 +389,64 @@ func TestInvalid(t *testing.T) {
 	r.Stream.CallSID = ""
 	if err := e.j.NotifyRecording(ctx, stopped(r)); err == nil {
 		t.Error("recording without task or call accepted")
+	}
+}
+
+func TestSegmentsOfATransfer(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	n := inum(t, 20)
+	const bob, bobRes, bobWorker = "bob.agent@example.com", "WR00000000000000000000000000000b0b", "WK00000000000000000000000000000b0b"
+	c := contact(true)
+	// alice answers at 5 s and hands over to bob, who answers at 30 s and
+	// stays to the end (65 s); one stream records the customer throughout.
+	c.Connections[0].WrapUpAt = t0.Add(31 * time.Second)
+	c.Connections = append(c.Connections, callrec.Connection{ReservationSID: bobRes, WorkerSID: bobWorker,
+		AgentExtension: bob, Team: "west", Status: callrec.ConnEnded, Version: 3, Monitored: true,
+		OfferedAt: t0.Add(25 * time.Second), AnsweredAt: t0.Add(30 * time.Second), EndedAt: t0.Add(65 * time.Second)})
+	r := rec(n, streamSID, params("team", "east"), callrec.StateComplete, 6*time.Second, 64*time.Second)
+	for _, step := range []func() error{
+		func() error { return e.j.NotifyRecording(ctx, stopped(r)) },
+		func() error { return e.j.Contact(ctx, c) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := get(t, e, taskSID)
+	want := []store.Segment{
+		{Agent: alice, Team: "east", ReservationSID: resSID, WorkerSID: workerSID,
+			Start: t0.Add(5 * time.Second), End: t0.Add(31 * time.Second), Recorded: true, INUM: n},
+		{Agent: bob, Team: "west", ReservationSID: bobRes, WorkerSID: bobWorker,
+			Start: t0.Add(30 * time.Second), End: t0.Add(65 * time.Second), Recorded: true, INUM: n, OffsetMS: 24000},
+	}
+	if d := cmp.Diff(want, got.Segments); d != "" {
+		t.Errorf("segments (-want +got):\n%s", d)
+	}
+	if !cmp.Equal(got.Agents, []string{alice, bob}) || !cmp.Equal(got.Teams, []string{"east", "west"}) {
+		t.Errorf("agents %v teams %v", got.Agents, got.Teams)
+	}
+
+	// bob's session after the recording stopped early is not covered.
+	e2 := newEnv(t)
+	short := rec(inum(t, 21), streamSID, params(), callrec.StateInterrupted, 6*time.Second, 20*time.Second)
+	if err := e2.j.NotifyRecording(ctx, stopped(short)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.j.Contact(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	segs := get(t, e2, taskSID).Segments
+	if len(segs) != 2 || !segs[0].Recorded || segs[1].Recorded || segs[1].INUM != "" {
+		t.Errorf("bob's unrecorded session: %+v", segs)
+	}
+
+	// Without a contact the team comes from the stream's parameter.
+	e3 := newEnv(t)
+	if err := e3.j.NotifyRecording(ctx, stopped(r)); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, e3, taskSID); !cmp.Equal(got.Teams, []string{"east"}) || len(got.Segments) != 0 {
+		t.Errorf("no contact: teams %v segments %v", got.Teams, got.Segments)
 	}
 }
