@@ -8,12 +8,14 @@ import (
 // Error codes shared by every component. HTTP handlers map them to status
 // codes in one place (internal/httpio).
 const (
-	EINVALID     = "invalid"     // malformed input from a caller
-	ENOTFOUND    = "not_found"   // no such recording, stream, node…
-	ECONFLICT    = "conflict"    // the request clashes with current state
-	EUNAVAILABLE = "unavailable" // a dependency is down or the node is draining
-	EINTERNAL    = "internal"    // a bug or an I/O failure of our own
-	EFORBIDDEN   = "forbidden"   // authenticated but not allowed (bad signature…)
+	EINVALID         = "invalid"         // malformed input from a caller
+	ENOTFOUND        = "not_found"       // no such recording, stream, node…
+	ECONFLICT        = "conflict"        // the request clashes with current state
+	EUNAVAILABLE     = "unavailable"     // a dependency is down or the node is draining
+	EINTERNAL        = "internal"        // a bug or an I/O failure of our own
+	EFORBIDDEN       = "forbidden"       // authenticated but not allowed (bad signature…)
+	EUNAUTHENTICATED = "unauthenticated" // no valid session or token: sign in
+	ETOOMANY         = "rate_limited"    // too many attempts: retry later
 )
 
 // Error is an application error with a machine-readable code and a message

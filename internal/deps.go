@@ -15,6 +15,7 @@ import (
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/valyala/fastjson"
 	_ "go.etcd.io/bbolt"
+	_ "go.yaml.in/yaml/v3"
 	_ "golang.org/x/crypto/argon2"
 	_ "golang.org/x/sync/errgroup"
 )

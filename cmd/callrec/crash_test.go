@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,12 +42,25 @@ type proc struct {
 // startProc starts `callrec run` on dataDir and waits until it listens.
 func startProc(t *testing.T, dataDir string) *proc {
 	t.Helper()
+	tok, ok := procTokens.Load(dataDir)
+	if !ok {
+		var out bytes.Buffer
+		if err := runTokenCommand(context.Background(), []string{"create", "--data-dir", dataDir, "--name", "test-client", "--role", "admin"}, &out, io.Discard); err != nil {
+			t.Fatalf("token create: %v", err)
+		}
+		tok = strings.TrimSpace(out.String())
+		procTokens.Store(dataDir, tok)
+	}
 	p := startChild(t, "callrec running", "run", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--media-addr", "127.0.0.1:0",
 		"--twilio-auth-token", testToken, "--flush-interval", "50ms")
 	p.httpURL, _ = p.fields["http_url"].(string)
 	p.mediaURL, _ = p.fields["media_url"].(string)
+	setAPIToken(p.httpURL, tok.(string))
 	return p
 }
+
+// procTokens holds the admin API token made for each data dir.
+var procTokens sync.Map
 
 // startChild runs this test binary as `callrec args…` and waits for the
 // JSON log line whose msg is ready. The process is killed when the test ends.

@@ -10,10 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
 	"callrec"
+	"callrec/consolidation/users"
 	"callrec/internal/callrectest"
 	"callrec/mediaadapter"
 	"callrec/recorder"
@@ -53,6 +55,12 @@ func startRun(t *testing.T, cfg allConfig) *system {
 		cancel()
 		t.Fatal("run did not start within 20s")
 	}
+	tok, err := s.cons.users.CreateToken(ctx, "test-client", users.Admin, nil)
+	if err != nil {
+		cancel()
+		t.Fatalf("API token: %v", err)
+	}
+	setAPIToken(s.HTTPURL, tok)
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -71,9 +79,32 @@ func simConfig(s *system, calls int, d time.Duration) simulate.Config {
 	return simulate.Config{URL: s.MediaURL, AuthToken: testToken, Calls: calls, Duration: d, KeepAudio: true, Seed: 7}
 }
 
+// apiTokens holds an admin API token per system under test, by host:port.
+var apiTokens sync.Map
+
+func setAPIToken(baseURL, tok string) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		panic(err)
+	}
+	apiTokens.Store(u.Host, tok)
+}
+
+// apiGet is http.Get with the system's admin API token.
+func apiGet(u string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if tok, ok := apiTokens.Load(req.URL.Host); ok {
+		req.Header.Set("Authorization", "Bearer "+tok.(string))
+	}
+	return http.DefaultClient.Do(req)
+}
+
 func getJSON(t *testing.T, u string, v any) int {
 	t.Helper()
-	resp, err := http.Get(u)
+	resp, err := apiGet(u)
 	if err != nil {
 		t.Fatalf("GET %s: %v", u, err)
 	}
@@ -107,7 +138,7 @@ func finished(t *testing.T, s *system, streamSID string) *callrec.Recording {
 // two channels.
 func audio(t *testing.T, s *system, rec *callrec.Recording) (left, right []byte) {
 	t.Helper()
-	resp, err := http.Get(s.HTTPURL + "/api/recordings/" + string(rec.INUM) + "/audio")
+	resp, err := apiGet(s.HTTPURL + "/api/recordings/" + string(rec.INUM) + "/audio")
 	if err != nil {
 		t.Fatal(err)
 	}

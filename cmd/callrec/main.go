@@ -23,13 +23,17 @@ Usage:
   callrec <command> [flags]
 
 Commands:
-  run            every role in one process (media adapter + recorder + API)
+  run            every role in one process: media adapter, recorder, CTI path,
+                 consolidation, web UI and API (--demo: simulated calls)
   mediaadapter   the Twilio Media Streams adapter alone (forwards to a recorder)
   recorder       the recorder alone (accepts adapters on its link port)
   tracker        the tracker and Stream Manager alone (CTI events in, Start/Stop Stream out)
   eventadapter   the Event Streams adapter alone (Kinesis / webhook in, events to a tracker)
+  consolidation  consolidation alone: join, search, playback, export, audit, web UI
   simulate       play Twilio: signed Media Streams, or whole Flex calls (--scenario)
-  user add       add a user of the compliance UI and API (bootstraps the first admin)
+  user           add|list|passwd|disable|enable|set-role: users of the UI and API
+                 ("callrec user add --role admin" bootstraps the first admin)
+  token          create|list|revoke: API tokens for machines
   audit verify   check the audit trail's hash chain
   version        print the version
 
@@ -68,6 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEventAdapterCommand(ctx, rest, stderr)
 	case "simulate":
 		return runSimulateCommand(ctx, rest, stdout, stderr)
+	case "consolidation":
+		return runConsolidationCommand(ctx, rest, stderr)
+	case "token":
+		return runTokenCommand(ctx, rest, stdout, stderr)
 	case "user":
 		return runUserCommand(ctx, rest, os.Stdin, stdout, stderr)
 	case "audit":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"callrec"
+	"callrec/consolidation/ingest"
+	"callrec/internal/httpio"
 	"callrec/internal/link"
 	"callrec/mediaadapter"
 	"callrec/recorder"
@@ -40,6 +44,9 @@ func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) er
 	fs.BoolVar(&cfg.Fsync, "fsync", def.Fsync, "fsync recordings before acknowledging frames")
 	fs.DurationVar(&cfg.LagLimit, "lag-limit", def.LagLimit, "how long to wait for a lagging track or a late frame before writing silence")
 	fs.DurationVar(&cfg.ResumeGrace, "resume-grace", def.ResumeGrace, "how long a stream waits for its adapter to reconnect")
+	apiToken := fs.String("api-token", "", "bearer token required on the recordings API (consolidation's --recorder-token)")
+	consURL := fs.String("consolidation-url", "", "consolidation's base URL: STARTED/STOPPED are sent to its ingest API")
+	ingestToken := fs.String("ingest-token", "", "bearer token for consolidation's ingest API")
 	lf.register(fs)
 	if err := parseFlags(fs, args, nil); err != nil {
 		return err
@@ -58,9 +65,22 @@ func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) er
 	}
 	defer idx.Close()
 	reg := newRegistry()
-	node, err := recorder.Open(ctx, cfg, idx, recorder.FileStore{Root: nodeDir}, recorder.LogNotifier{Log: log.With(callrec.LogKeyComponent, "events")}, log, recorder.NewMetrics(reg))
+	notify := multiNotifier{recorder.LogNotifier{Log: log.With(callrec.LogKeyComponent, "events")}}
+	var queue *ingest.Queue
+	if *consURL != "" {
+		queue = ingest.NewQueue(ingest.NewClient(*consURL, *ingestToken), log)
+		defer queue.Close(5 * time.Second)
+		notify = append(notify, queue)
+	}
+	node, err := recorder.Open(ctx, cfg, idx, recorder.FileStore{Root: nodeDir}, notify, log, recorder.NewMetrics(reg))
 	if err != nil {
 		return err
+	}
+	if queue != nil {
+		// What consolidation may have missed while this node was down.
+		if err := resyncRecordings(ctx, node, queue); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", *linkAddr)
 	if err != nil {
@@ -68,9 +88,12 @@ func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) er
 	}
 	srv := link.NewServer(node, cfg.NodeID, log.With(callrec.LogKeyComponent, "link"))
 	mux := http.NewServeMux()
-	mux.Handle("/api/", node.Handler())
-	mux.Handle("GET /{$}", homePage(node))
+	mux.Handle("/api/", requireToken(*apiToken, node.Handler(), log))
+	mux.Handle("GET /{$}", requireToken(*apiToken, homePage(node), log))
 	addOps(mux, reg, func() bool { return true })
+	if *apiToken == "" {
+		log.Warn("no --api-token: anyone who reaches " + *httpAddr + " can read recordings")
+	}
 	httpLn, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
 		ln.Close()
@@ -184,6 +207,22 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	})
 }
 
+// requireToken serves h only to requests with the bearer token (all
+// requests when token is empty).
+func requireToken(token string, h http.Handler, log *slog.Logger) http.Handler {
+	if token == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			httpio.Error(w, r, log, callrec.Errorf(callrec.EUNAUTHENTICATED, "missing or wrong bearer token"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -206,21 +245,5 @@ func addOps(mux *http.ServeMux, reg *prometheus.Registry, ready func() bool) {
 // serveHTTP serves h on ln until ctx is done, then runs stop and shuts
 // the server down.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, stop func()) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
-	log.Info("shutting down")
-	stop()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
-	if errors.Is(runErr, http.ErrServerClosed) {
-		runErr = nil
-	}
-	return runErr
+	return serveHTTPTLS(ctx, ln, h, "", "", log, stop)
 }

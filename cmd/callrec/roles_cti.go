@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"callrec"
+	"callrec/consolidation/ingest"
 	"callrec/eventadapter"
 	eabolt "callrec/eventadapter/bolt"
 	"callrec/eventadapter/kinesis"
@@ -33,6 +34,8 @@ func runTrackerCommand(ctx context.Context, args []string, stderr io.Writer) err
 	token := fs.String("twilio-auth-token", "", "Twilio auth token (env TWILIO_AUTH_TOKEN)")
 	mediaURL := fs.String("media-url", "", "the media tier's public wss:// URL that streams are sent to (required)")
 	eventsToken := fs.String("events-token", "", "bearer token event adapters must present on /api/events")
+	consURL := fs.String("consolidation-url", "", "consolidation's base URL: contacts are sent to its ingest API")
+	ingestToken := fs.String("ingest-token", "", "bearer token for consolidation's ingest API")
 	cfg.registerTracker(fs)
 	lf.register(fs)
 	if err := parseFlags(fs, args, map[string]string{"twilio-auth-token": "TWILIO_AUTH_TOKEN", "twilio-account-sid": "TWILIO_ACCOUNT_SID"}); err != nil {
@@ -75,6 +78,13 @@ func runTrackerCommand(ctx context.Context, args []string, stderr io.Writer) err
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if *consURL != "" {
+		if err := svc.SetContactSink(ctx, ingest.NewClient(*consURL, *ingestToken)); err != nil {
+			// Contacts still go as events change them; these restored ones
+			// go again with their next event.
+			log.Warn("consolidation did not take the restored contacts", callrec.LogKeyErr, err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/events", tracker.EventsHandler(svc, *eventsToken, log))

@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"callrec"
+	"callrec/consolidation/ingest"
+	"callrec/consolidation/recsource"
 	"callrec/internal/link"
 	"callrec/mediaadapter"
 	"callrec/recorder"
@@ -46,13 +48,14 @@ type allConfig struct {
 	Pprof           bool
 	Demo            bool
 	CTI             ctiConfig
+	Consolidation   consolidationConfig
 }
 
 func (c *allConfig) register(fs *flag.FlagSet) {
 	def := recorder.DefaultConfig()
 	c.Recorder = def
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "where recordings and indexes are kept")
-	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "API, metrics and health listen address (loopback by default: the API has no access control yet)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "web UI, API, Twilio webhooks, metrics and health listen address")
 	fs.StringVar(&c.MediaAddr, "media-addr", "127.0.0.1:8081", "Twilio Media Streams WebSocket listen address")
 	fs.StringVar(&c.MediaPath, "media-path", "/media", "path of the Media Streams WebSocket endpoint")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the wss:// URL Twilio is told to use; signatures are checked against it (default: ws://<media-addr><media-path>)")
@@ -71,6 +74,7 @@ func (c *allConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
 	c.CTI.register(fs)
+	c.Consolidation.register(fs)
 	fs.BoolVar(&c.Demo, "demo", false, "play a steady trickle of simulated Flex calls through the whole flow: signed Event Streams, the tracker, Start/Stop Stream on a simulated Twilio API, real audio (generates an auth token if none is set)")
 }
 
@@ -141,8 +145,12 @@ type system struct {
 	pipes    sync.WaitGroup
 	linkCtx  context.Context
 	cti      *cti
-	MediaURL string // where to connect (ws:// or wss://)
+	cons     *consolidation
+	queue    *ingest.Queue // recording events to the join
+	MediaURL string        // where to connect (ws:// or wss://)
 	HTTPURL  string
+	// DemoLogin is the demo admin's name and password (with --demo).
+	DemoLogin [2]string
 }
 
 // runAll starts every role, calls onReady (tests learn the addresses), and
@@ -167,11 +175,29 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 	}
 	s := &system{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var err error
+	if s.cons, err = openConsolidation(cfg.DataDir, log); err != nil {
+		return err
+	}
+	defer s.cons.close(log)
+	s.queue = ingest.NewQueue(s.cons.joiner, log)
+	queueClosed := false
+	defer func() {
+		if !queueClosed {
+			s.queue.Close(0)
+		}
+	}()
 	if err := s.open(); err != nil {
 		s.closeIndex()
 		return err
 	}
 	defer s.closeIndex()
+	s.cons.serve(cfg.Consolidation, recsource.Local{Node: s.node}, s.node.Handler(), log)
+	if err := resyncRecordings(ctx, s.node, s.cons.joiner); err != nil {
+		s.mediaLn.Close()
+		s.httpLn.Close()
+		return err
+	}
 	if cfg.CTI.AccountSID != "" {
 		var err error
 		if s.cti, err = openCTI(ctx, cfg.CTI, cfg.DataDir, s.cfg.Media.AuthToken, s.cfg.Media.PublicURL, s.HTTPURL, log, s.reg); err != nil {
@@ -180,6 +206,20 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 			return fmt.Errorf("CTI path: %w", err)
 		}
 		defer s.cti.close()
+		if err := s.cti.svc.SetContactSink(ctx, s.cons.joiner); err != nil {
+			s.mediaLn.Close()
+			s.httpLn.Close()
+			return err
+		}
+	}
+	if cfg.Demo {
+		name, pw, err := s.cons.demoAdmin(ctx)
+		if err != nil {
+			s.mediaLn.Close()
+			s.httpLn.Close()
+			return fmt.Errorf("demo admin: %w", err)
+		}
+		s.DemoLogin = [2]string{name, pw}
 	}
 
 	nodeCtx, stopNode := context.WithCancel(context.Background())
@@ -191,7 +231,8 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 	if s.cti != nil {
 		s.cti.run(ctiCtx, &bg)
 	}
-	bg.Go(func() { _ = s.node.Run(nodeCtx) })
+	nodeDone := make(chan struct{})
+	bg.Go(func() { _ = s.node.Run(nodeCtx); close(nodeDone) })
 	bg.Go(func() { _ = s.client.Run(linkCtx) })
 
 	mediaSrv := &http.Server{Handler: s.mediaMux(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -209,7 +250,13 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 		}
 	})
 	bg.Go(func() {
-		if err := httpSrv.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cc := cfg.Consolidation; cc.TLSCert != "" {
+			err = httpSrv.ServeTLS(s.httpLn, cc.TLSCert, cc.TLSKey)
+		} else {
+			err = httpSrv.Serve(s.httpLn)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http listener: %w", err)
 		}
 	})
@@ -221,6 +268,10 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 	}
 	log.Info("callrec running", "media_url", s.MediaURL, "public_url", s.cfg.Media.PublicURL, "http_url", s.HTTPURL,
 		"data_dir", cfg.DataDir, "node", cfg.Recorder.NodeID, "version", callrec.Version)
+	if cfg.Demo {
+		log.Info("DEMO: sign in to the web UI", "url", s.HTTPURL+"/", "user", s.DemoLogin[0], "password", s.DemoLogin[1])
+		fmt.Fprintf(os.Stderr, "\n  callrec demo is running: open %s/ and sign in as %q with password %q\n\n", s.HTTPURL, s.DemoLogin[0], s.DemoLogin[1])
+	}
 	if onReady != nil {
 		onReady(s)
 	}
@@ -246,6 +297,9 @@ func runAll(ctx context.Context, cfg allConfig, log *slog.Logger, onReady func(*
 	stopLink()
 	s.pipes.Wait()
 	stopNode()
+	<-nodeDone
+	s.queue.Close(5 * time.Second) // the last STOPPED events reach the join
+	queueClosed = true
 	_ = httpSrv.Shutdown(sctx)
 	bg.Wait()
 	log.Info("stopped")
@@ -265,7 +319,7 @@ func (s *system) open() error {
 		return err
 	}
 	rm := recorder.NewMetrics(s.reg)
-	notify := recorder.LogNotifier{Log: s.log.With(callrec.LogKeyComponent, "events")}
+	notify := multiNotifier{recorder.LogNotifier{Log: s.log.With(callrec.LogKeyComponent, "events")}, s.queue}
 	if s.node, err = recorder.Open(context.Background(), cfg.Recorder, s.idx, recorder.FileStore{Root: nodeDir}, notify, s.log, rm); err != nil {
 		return err
 	}
@@ -291,6 +345,9 @@ func (s *system) open() error {
 	}
 	s.MediaURL = scheme + "://" + s.mediaLn.Addr().String() + cfg.MediaPath
 	s.HTTPURL = "http://" + s.httpLn.Addr().String()
+	if cfg.Consolidation.TLSCert != "" {
+		s.HTTPURL = "https://" + s.httpLn.Addr().String()
+	}
 	mc := cfg.Media
 	mc.PublicURL, mc.AuthToken, mc.SkipSignature, mc.NodeID = cfg.PublicURL, cfg.AuthToken, cfg.SkipSignature, "run"
 	if mc.PublicURL == "" {
@@ -324,8 +381,7 @@ func (s *system) mediaMux() http.Handler {
 
 func (s *system) httpMux() http.Handler {
 	mux := http.NewServeMux()
-	api := s.node.Handler()
-	mux.Handle("/api/", api)
+	mux.Handle("/", s.cons.web.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -335,7 +391,6 @@ func (s *system) httpMux() http.Handler {
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
-	mux.Handle("GET /{$}", homePage(s.node))
 	if s.cti != nil {
 		if s.cti.webhook != nil {
 			mux.Handle("/twilio/events", s.cti.webhook)

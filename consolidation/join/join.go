@@ -193,25 +193,26 @@ func (j *Joiner) update(ctx context.Context, id string, merge func(*State) bool)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var st State
-	changed := false
-	err := j.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketState)
-		if v := b.Get([]byte(id)); v != nil {
+	err := j.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketState).Get([]byte(id)); v != nil {
 			if err := json.Unmarshal(v, &st); err != nil {
 				return fmt.Errorf("decode state: %w", err)
 			}
 		}
-		st.ID = id
-		if !merge(&st) {
-			return nil
-		}
-		changed = true
-		v, err := json.Marshal(&st)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(id), v)
+		return nil
 	})
+	st.ID = id
+	changed := err == nil && merge(&st)
+	if changed {
+		// j.mu makes the read above and this write one step.
+		err = j.db.Update(func(tx *bolt.Tx) error {
+			v, err := json.Marshal(&st)
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(bucketState).Put([]byte(id), v)
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("join: %s: %w", id, err)
 	}

@@ -14,9 +14,9 @@ import (
 
 // benchVersion names the cached benchmark database; bump it when the
 // generator or the on-disk layout changes.
-const benchVersion = "v1"
+const benchVersion = "v2"
 
-var benchGen = genConfig{n: 1_000_000, agents: 300, queues: 20, dids: 20, end: benchBase,
+var benchGen = genConfig{n: 1_000_000, agents: 300, teams: 20, queues: 20, dids: 20, end: benchBase,
 	span: 90 * 24 * time.Hour, seed: 42}
 
 // benchQueries returns the typical filters with parameters drawn from seed.
@@ -33,7 +33,21 @@ func benchQueries(g genConfig, seed uint64) map[string]Query {
 	if r.IntN(3) == 0 {
 		dir = "outbound"
 	}
+	// A supervisor's searches: their team's agent, or one of their teams.
+	agent := r.IntN(g.agents)
+	team := g.agentTeam(agent)
+	teams3 := []string{team}
+	for len(teams3) < 3 {
+		if t := g.team(r.IntN(g.teams)); !slices.Contains(teams3, t) {
+			teams3 = append(teams3, t)
+		}
+	}
 	return map[string]Query{
+		"team":           {Teams: []string{team}},
+		"teams3":         {Teams: teams3},
+		"team24h":        {Teams: []string{team}, From: end.Add(-24 * time.Hour), To: end},
+		"teamAgent":      {Teams: []string{team}, Agent: g.agent(agent)},
+		"teams3Duration": {Teams: teams3, Sort: SortDuration},
 		"last24h":        {From: end.Add(-24 * time.Hour), To: end},
 		"agent7d":        {Agent: g.agent(r.IntN(g.agents)), From: end.Add(-7 * 24 * time.Hour), To: end},
 		"number4":        {Number: num[len(num)-4:]},
@@ -105,7 +119,8 @@ func benchStore(b *testing.B) *Store {
 func BenchmarkSearch(b *testing.B) {
 	s := benchStore(b)
 	ctx := context.Background()
-	for _, name := range []string{"last24h", "agent7d", "number4", "queueDir30d", "inum", "interrupted90d"} {
+	for _, name := range []string{"last24h", "agent7d", "number4", "queueDir30d", "inum", "interrupted90d",
+		"team", "teams3", "team24h", "teamAgent", "teams3Duration"} {
 		b.Run(name, func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			total := 0

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"callrec"
@@ -12,6 +13,7 @@ import (
 type genConfig struct {
 	n      int
 	agents int
+	teams  int // agent a belongs to team a%teams; 0: no teams
 	queues int
 	dids   int
 	end    time.Time     // newest start
@@ -22,6 +24,15 @@ type genConfig struct {
 var benchBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (g genConfig) agent(i int) string { return fmt.Sprintf("%d", 1001+i) }
+func (g genConfig) team(i int) string  { return fmt.Sprintf("team-%02d", i) }
+
+// agentTeam returns the team of agent i, "" when g has no teams.
+func (g genConfig) agentTeam(i int) string {
+	if g.teams == 0 {
+		return ""
+	}
+	return g.team(i % g.teams)
+}
 func (g genConfig) queue(i int) string { return fmt.Sprintf("queue-%02d", i) }
 func (g genConfig) did(i int) string   { return fmt.Sprintf("+1800555%04d", 100+i*37) }
 
@@ -52,21 +63,30 @@ func (g genConfig) gen(i int) Interaction {
 	} else {
 		in.Direction, in.From, in.To = "outbound", did, customer
 	}
-	if r.IntN(50) == 0 {
+	noTask := r.IntN(50) == 0
+	if noTask {
 		in.TaskSID = "" // a call that never became a task
 		in.Queue = ""
 	}
-	in.Agents = []string{g.agent(r.IntN(g.agents))}
-	if r.IntN(7) == 0 {
-		in.Agents = append(in.Agents, g.agent(r.IntN(g.agents)))
+	agents := []int{r.IntN(g.agents)}
+	if r.IntN(7) == 0 { // transferred: the second agent is often of another team
+		agents = append(agents, r.IntN(g.agents))
 	}
-	in.Teams = []string{fmt.Sprintf("team-%d", r.IntN(10))}
-	for j := range 1 + r.IntN(2) {
+	for j, a := range agents {
+		in.Agents = append(in.Agents, g.agent(a))
+		// Without a task there is no worker, so no team.
+		if t := g.agentTeam(a); t != "" && !noTask && !slices.Contains(in.Teams, t) {
+			in.Teams = append(in.Teams, t)
+		}
 		n, err := callrec.NewINUM(uint16(1+r.IntN(4)), uint64(i)*2+uint64(j)+1)
 		if err != nil {
 			panic(err)
 		}
 		in.INUMs = append(in.INUMs, n)
+		segStart := start.Add(time.Duration(j) * dur / 2)
+		in.Segments = append(in.Segments, Segment{Agent: g.agent(a), Team: g.agentTeam(a),
+			ReservationSID: fmt.Sprintf("WR%032x", r.Uint64()), WorkerSID: fmt.Sprintf("WK%032x", r.Uint64()),
+			Start: segStart, End: start.Add(dur), Recorded: true, INUM: n, OffsetMS: int64(j) * 250})
 	}
 	switch x := r.IntN(100); {
 	case x < 85:

@@ -27,10 +27,11 @@ var (
 	bucketTask   = []byte("ix_task")   // task SID
 	bucketINUM   = []byte("ix_inum")   // INUM
 	bucketNumber = []byte("ix_number") // reversed digits (see numberKeys)
+	bucketTeam   = []byte("ix_team")   // team
 )
 
 var allBuckets = [][]byte{bucketItems, bucketTime, bucketAgent, bucketQueue, bucketDir,
-	bucketStatus, bucketTag, bucketCall, bucketTask, bucketINUM, bucketNumber}
+	bucketStatus, bucketTag, bucketCall, bucketTask, bucketINUM, bucketNumber, bucketTeam}
 
 // NumberSlack is how many trailing digits may follow a number match: a
 // Query.Number q matches a number whose digits contain q ending within the
@@ -155,12 +156,13 @@ type meta struct {
 	Queue, CallSID, TaskSID string
 	Status                  string
 	Agents, INUMs, Tags     []string
+	Teams                   []string // absent in records written before teams were indexed
 }
 
 func metaOf(in *Interaction) *meta {
 	m := &meta{Start: in.Start, DurationMS: in.DurationMS, Direction: in.Direction, From: in.From,
 		To: in.To, Queue: in.Queue, CallSID: in.CallSID, TaskSID: in.TaskSID, Status: in.Status,
-		Agents: in.Agents, Tags: in.Tags}
+		Agents: in.Agents, Tags: in.Tags, Teams: in.Teams}
 	for _, n := range in.INUMs {
 		m.INUMs = append(m.INUMs, string(n))
 	}
@@ -204,6 +206,13 @@ func (m *meta) entries(id string, inv uint64) []indexEntry {
 		}
 	}
 	clear(seen)
+	for _, t := range m.Teams {
+		if t != "" && !seen[t] {
+			seen[t] = true
+			add(bucketTeam, t)
+		}
+	}
+	clear(seen)
 	for _, n := range m.INUMs {
 		if n != "" && !seen[n] {
 			seen[n] = true
@@ -229,6 +238,9 @@ func appendStrings(b []byte, ss []string) []byte {
 	return b
 }
 
+// encode writes the fields in a fixed order. Fields added later go at the
+// end and are decoded only when bytes remain, so records written before
+// them still decode (as empty): the first such field is Teams.
 func (m *meta) encode() []byte {
 	b := make([]byte, 0, 160)
 	b = binary.AppendVarint(b, int64(invStart(m.Start)))
@@ -238,7 +250,8 @@ func (m *meta) encode() []byte {
 	}
 	b = appendStrings(b, m.Agents)
 	b = appendStrings(b, m.INUMs)
-	return appendStrings(b, m.Tags)
+	b = appendStrings(b, m.Tags)
+	return appendStrings(b, m.Teams)
 }
 
 var errCorrupt = errors.New("corrupt record")
@@ -297,6 +310,9 @@ func decodeMeta(b []byte) (m *meta, inv uint64, err error) {
 	m.Agents = r.strs()
 	m.INUMs = r.strs()
 	m.Tags = r.strs()
+	if r.err == nil && len(r.b) > 0 {
+		m.Teams = r.strs()
+	}
 	return m, inv, r.err
 }
 

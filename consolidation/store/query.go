@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"slices"
+	"strings"
 	"time"
 
 	"callrec"
@@ -45,8 +46,12 @@ type Query struct {
 	MinDuration, MaxDuration time.Duration
 	Status                   string
 	Tags                     []string // every tag must be present
-	Sort                     string
-	Limit, Offset            int
+	// Teams matches an interaction one of whose Teams is listed (any of).
+	// Nil or empty does not filter: a caller scoping a user to their teams
+	// must not pass an empty list for a user with no team.
+	Teams         []string
+	Sort          string
+	Limit, Offset int
 }
 
 // Result is one page of a search.
@@ -84,6 +89,16 @@ func compile(q Query) (*compiled, error) {
 	}
 	if q.Offset < 0 {
 		return nil, callrec.Errorf(callrec.EINVALID, "negative offset")
+	}
+	// A NUL would let an index prefix match another value's keys.
+	for _, f := range slices.Concat([]string{q.Agent, q.Queue, q.Direction, q.CallSID, q.TaskSID,
+		string(q.INUM), q.Status}, q.Tags, q.Teams) {
+		if strings.IndexByte(f, 0) >= 0 {
+			return nil, callrec.Errorf(callrec.EINVALID, "NUL byte in a filter value")
+		}
+	}
+	if len(q.Teams) > 0 {
+		c.Teams = slices.Compact(slices.Sorted(slices.Values(q.Teams)))
 	}
 	if q.Number != "" {
 		c.numDigits = digits(q.Number)
@@ -146,6 +161,7 @@ func (c *compiled) metaFiltersSet(skip string) bool {
 	check := map[string]bool{
 		"agent": c.Agent != "", "number": c.Number != "", "queue": c.Queue != "",
 		"call": c.CallSID != "", "task": c.TaskSID != "", "inum": c.INUM != "",
+		"team": len(c.Teams) > 0,
 	}
 	delete(check, skip)
 	for _, v := range check {
@@ -155,6 +171,12 @@ func (c *compiled) metaFiltersSet(skip string) bool {
 	}
 	// The tag index decides only the first tag.
 	return len(c.Tags) > 1 || (len(c.Tags) == 1 && skip != "tag")
+}
+
+// hasTeam reports whether team is one of the query's (sorted) teams.
+func (c *compiled) hasTeam(team string) bool {
+	_, ok := slices.BinarySearch(c.Teams, team)
+	return ok
 }
 
 // matchMeta checks every filter against a record.
@@ -167,7 +189,8 @@ func (c *compiled) matchMeta(m *meta) bool {
 		c.CallSID != "" && m.CallSID != c.CallSID,
 		c.TaskSID != "" && m.TaskSID != c.TaskSID,
 		c.INUM != "" && !slices.Contains(m.INUMs, string(c.INUM)),
-		c.numDigits != "" && !numberMatches(m.From, c.numDigits) && !numberMatches(m.To, c.numDigits):
+		c.numDigits != "" && !numberMatches(m.From, c.numDigits) && !numberMatches(m.To, c.numDigits),
+		len(c.Teams) > 0 && !slices.ContainsFunc(m.Teams, c.hasTeam):
 		return false
 	}
 	for _, t := range c.Tags {

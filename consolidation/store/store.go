@@ -4,8 +4,8 @@
 //
 // Layout: bucket "items" maps an interaction ID to a compact binary record
 // of the searchable fields followed by the interaction as JSON. Each index
-// bucket (time, agent, queue, direction, status, tag, call SID, task SID,
-// INUM, customer number) holds keys "<field>\x00<8-byte inverted start><id>"
+// bucket (time, agent, team, queue, direction, status, tag, call SID, task
+// SID, INUM, customer number) holds keys "<field>\x00<8-byte inverted start><id>"
 // whose value is a 10-byte summary (duration, direction and status codes),
 // so one field's entries iterate newest first, a start range is a key range,
 // and most residual filters are checked without reading the record. See
@@ -48,7 +48,9 @@ type Interaction struct {
 	To            string `json:"to,omitempty"`
 	Queue         string `json:"queue,omitempty"`
 	// Agents are the agent extensions that took part, in order.
-	Agents     []string       `json:"agents,omitempty"`
+	Agents []string `json:"agents,omitempty"`
+	// Teams are the teams of those agents. Put drops empty names and
+	// duplicates, keeping the first occurrence's order.
 	Teams      []string       `json:"teams,omitempty"`
 	Start      time.Time      `json:"start"`
 	End        time.Time      `json:"end,omitzero"`
@@ -223,13 +225,35 @@ func normalise(in *Interaction) error {
 		in.DurationMS = in.End.Sub(in.Start).Milliseconds()
 	}
 	fields := []string{in.ID, in.Direction, in.Queue, in.Status, in.CallSID, in.TaskSID}
-	fields = append(append(fields, in.Agents...), in.Tags...)
+	fields = append(append(append(fields, in.Agents...), in.Tags...), in.Teams...)
 	for _, f := range fields {
 		if strings.IndexByte(f, 0) >= 0 {
 			return callrec.Errorf(callrec.EINVALID, "interaction %q: NUL byte in an indexed field", in.ID)
 		}
 	}
+	in.Teams = uniqueNonEmpty(in.Teams)
 	return nil
+}
+
+// uniqueNonEmpty returns ss without empty strings and repeats, in first
+// occurrence order. It returns ss itself when there is nothing to drop and
+// never modifies it: the caller's slice is shared.
+func uniqueNonEmpty(ss []string) []string {
+	for i, s := range ss {
+		if s == "" || slices.Contains(ss[:i], s) {
+			out := slices.Clone(ss[:i])
+			for _, s := range ss[i+1:] {
+				if s != "" && !slices.Contains(out, s) {
+					out = append(out, s)
+				}
+			}
+			if len(out) == 0 {
+				return nil
+			}
+			return out
+		}
+	}
+	return ss
 }
 
 // Get returns the interaction with the given ID (ENOTFOUND if none).

@@ -12,9 +12,14 @@
 // raised later without invalidating stored hashes. API tokens are 32 random
 // bytes shown once; only their SHA-256 is stored.
 //
+// Users and tokens are never deleted, because the audit trail refers to them
+// by name: a user is disabled (SetDisabled) and a token revoked
+// (RevokeToken) instead, and their names stay taken. The store refuses to
+// disable or demote the last enabled admin (ErrLastAdmin, ECONFLICT).
+//
 // Layout of the bbolt file:
 //
 //	users        name → JSON record (User fields and the PHC hash)
-//	tokens       SHA-256 of the token → JSON record (name, role, teams, created)
+//	tokens       SHA-256 of the token → JSON record (name, role, teams, created, disabled = revoked)
 //	token_names  token name → SHA-256 of the token
 package users

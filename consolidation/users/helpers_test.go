@@ -1,12 +1,13 @@
 package users
 
 import (
+	"context"
 	"encoding/json"
-
-	bbolt "go.etcd.io/bbolt"
 	"path/filepath"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 )
 
 // cheapParams keep the tests fast; TestDefaultParams covers the real ones.
@@ -52,4 +53,24 @@ func putHash(t *testing.T, s *Store, name, phc string) {
 	if err != nil {
 		t.Fatalf("putHash: %v", err)
 	}
+}
+
+// addUsers adds users with goodPassword.
+func addUsers(t *testing.T, s *Store, us ...User) {
+	t.Helper()
+	for _, u := range us {
+		if err := s.Add(context.Background(), u, goodPassword); err != nil {
+			t.Fatalf("Add %s: %v", u.Name, err)
+		}
+	}
+}
+
+// mustGet returns user name.
+func mustGet(t *testing.T, s *Store, name string) User {
+	t.Helper()
+	u, err := s.Get(context.Background(), name)
+	if err != nil {
+		t.Fatalf("Get %s: %v", name, err)
+	}
+	return u
 }

@@ -178,18 +178,103 @@ func (s *Store) SetPassword(ctx context.Context, name, password string) error {
 	if err != nil {
 		return err
 	}
+	return s.update(name, "set password", func(_ *bbolt.Tx, r *record) error {
+		r.Hash = hash
+		return nil
+	})
+}
+
+// SetRole replaces the role and teams of user name. It fails with EINVALID
+// for an unknown role or an empty team name, with ENOTFOUND if there is no
+// such user (API tokens keep the access they were created with: revoke and
+// create another), and with ErrLastAdmin (ECONFLICT) if name is the last
+// enabled admin and role is not Admin.
+func (s *Store) SetRole(ctx context.Context, name string, role Role, teams []string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("users: set role: %w", err)
+	}
+	if err := validAccess(role, teams); err != nil {
+		return err
+	}
+	return s.update(name, "set role", func(tx *bbolt.Tx, r *record) error {
+		if role != Admin {
+			if err := checkNotLastAdmin(tx, r.User); err != nil {
+				return fmt.Errorf("users: set role %s: %w", name, err)
+			}
+		}
+		r.Role, r.Teams = role, slices.Clone(teams)
+		return nil
+	})
+}
+
+// SetDisabled disables or re-enables user name. A disabled user keeps their
+// record (the audit trail refers to it) but can neither authenticate nor see
+// anything; there is no way to delete a user. It fails with ENOTFOUND if
+// there is no such user (API tokens are revoked with RevokeToken), and with
+// ErrLastAdmin (ECONFLICT) when disabling the last enabled admin. Setting
+// the state a user already has is not an error.
+func (s *Store) SetDisabled(ctx context.Context, name string, disabled bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("users: set disabled: %w", err)
+	}
+	return s.update(name, "set disabled", func(tx *bbolt.Tx, r *record) error {
+		if disabled {
+			if err := checkNotLastAdmin(tx, r.User); err != nil {
+				return fmt.Errorf("users: disable %s: %w", name, err)
+			}
+		}
+		r.Disabled = disabled
+		return nil
+	})
+}
+
+// ErrLastAdmin refuses to disable or demote the last enabled admin, so that
+// an installation cannot lock itself out of user management. Its code is
+// ECONFLICT. API tokens with the admin role do not count as admins here.
+var ErrLastAdmin = callrec.Errorf(callrec.ECONFLICT, "the last enabled admin cannot be disabled or demoted; enable or add another admin first")
+
+// checkNotLastAdmin returns ErrLastAdmin if u is an enabled admin and no
+// other user is.
+func checkNotLastAdmin(tx *bbolt.Tx, u User) error {
+	if u.Role != Admin || u.Disabled {
+		return nil
+	}
+	c := tx.Bucket(bucketUsers).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if string(k) == u.Name {
+			continue
+		}
+		var r record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("users: decode %s: %w", k, err)
+		}
+		if r.Role == Admin && !r.Disabled {
+			return nil
+		}
+	}
+	return ErrLastAdmin
+}
+
+// update applies fn to user name's record and stores the result, in one
+// write transaction. op names the operation in errors.
+func (s *Store) update(name, op string, fn func(tx *bbolt.Tx, r *record) error) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		r, err := getRecord(tx, name)
+		if callrec.ErrorCode(err) == callrec.ENOTFOUND && tx.Bucket(bucketTokenNames).Get([]byte(name)) != nil {
+			return callrec.Errorf(callrec.ENOTFOUND, "no user %q: it is an API token", name)
+		}
 		if err != nil {
 			return err
 		}
-		r.Hash = hash
+		if err := fn(tx, &r); err != nil {
+			return err
+		}
 		v, err := json.Marshal(r)
 		if err != nil {
-			return fmt.Errorf("users: set password %s: %w", name, err)
+			return fmt.Errorf("users: %s %s: %w", op, name, err)
 		}
 		if err := tx.Bucket(bucketUsers).Put([]byte(name), v); err != nil {
-			return fmt.Errorf("users: set password %s: %w", name, err)
+			return fmt.Errorf("users: %s %s: %w", op, name, err)
 		}
 		return nil
 	})
@@ -240,10 +325,12 @@ func (s *Store) List(ctx context.Context) ([]User, error) {
 	return out, err
 }
 
-// Authenticate checks name's password and returns the user. An unknown user
-// and a wrong password both fail with the same EFORBIDDEN error after the
-// same amount of work (an unknown user is checked against a dummy hash); a
-// disabled user with the right password fails with EFORBIDDEN too.
+// Authenticate checks name's password and returns the user. An unknown user,
+// a wrong password and a disabled user (even with the right password) all
+// fail with the same EFORBIDDEN error after the same amount of work: an
+// unknown user is checked against a dummy hash, and a disabled user's
+// password is verified before the disabled flag is looked at, so neither
+// the answer nor its timing tells whether an account exists or is disabled.
 func (s *Store) Authenticate(ctx context.Context, name, password string) (User, error) {
 	if err := ctx.Err(); err != nil {
 		return User{}, fmt.Errorf("users: authenticate: %w", err)
@@ -265,11 +352,8 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 	if err != nil {
 		return User{}, fmt.Errorf("users: authenticate %s: %w", name, err)
 	}
-	switch {
-	case !known || !ok:
+	if !known || !ok || r.Disabled {
 		return User{}, errBadLogin
-	case r.Disabled:
-		return User{}, callrec.Errorf(callrec.EFORBIDDEN, "user %q is disabled", name)
 	}
 	return r.User, nil
 }

@@ -1,6 +1,7 @@
 package users
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -63,8 +64,8 @@ func (s *Store) CreateToken(ctx context.Context, name string, role Role, teams [
 }
 
 // AuthenticateToken returns the machine user a token was created for, or
-// EFORBIDDEN for any token that is malformed or unknown. Lookup is by the
-// token's SHA-256, so timing reveals nothing useful about the token.
+// EFORBIDDEN for any token that is malformed, unknown or revoked. Lookup is
+// by the token's SHA-256, so timing reveals nothing useful about the token.
 func (s *Store) AuthenticateToken(ctx context.Context, token string) (User, error) {
 	if err := ctx.Err(); err != nil {
 		return User{}, fmt.Errorf("users: authenticate token: %w", err)
@@ -89,6 +90,72 @@ func (s *Store) AuthenticateToken(ctx context.Context, token string) (User, erro
 	}
 	if u.Disabled {
 		return User{}, errBadToken
+	}
+	return u, nil
+}
+
+// ListTokens returns the machine users of every API token, revoked ones
+// included (with Disabled set), sorted by name. The tokens themselves are
+// not stored, so they cannot be listed.
+func (s *Store) ListTokens(ctx context.Context) ([]User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("users: list tokens: %w", err)
+	}
+	var out []User
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTokenNames).ForEach(func(name, sum []byte) error {
+			u, err := getToken(tx, string(name), sum)
+			if err != nil {
+				return err
+			}
+			out = append(out, u)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// RevokeToken revokes the API token called name: from the moment it returns,
+// the token no longer authenticates. It fails with ENOTFOUND if there is no
+// token of that name. The record stays, marked Disabled, and its name stays
+// taken (like a disabled user's) so audit entries naming it stay
+// unambiguous; issue a replacement under a new name. Revoking a revoked
+// token is not an error.
+func (s *Store) RevokeToken(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("users: revoke token: %w", err)
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		sum := tx.Bucket(bucketTokenNames).Get([]byte(name))
+		if sum == nil {
+			return callrec.Errorf(callrec.ENOTFOUND, "no API token %q", name)
+		}
+		sum = bytes.Clone(sum) // Get's slice is only valid until the next write
+		u, err := getToken(tx, name, sum)
+		if err != nil {
+			return err
+		}
+		u.Disabled = true
+		v, err := json.Marshal(u)
+		if err != nil {
+			return fmt.Errorf("users: revoke token %s: %w", name, err)
+		}
+		if err := tx.Bucket(bucketTokens).Put(sum, v); err != nil {
+			return fmt.Errorf("users: revoke token %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// getToken reads the record of the token called name, whose SHA-256 is sum.
+func getToken(tx *bbolt.Tx, name string, sum []byte) (User, error) {
+	v := tx.Bucket(bucketTokens).Get(sum)
+	if v == nil {
+		return User{}, fmt.Errorf("users: token %s: no record for its hash", name)
+	}
+	var u User
+	if err := json.Unmarshal(v, &u); err != nil {
+		return User{}, fmt.Errorf("users: decode token %s: %w", name, err)
 	}
 	return u, nil
 }

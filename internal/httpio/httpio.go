@@ -21,6 +21,10 @@ func StatusOf(code string) int {
 		return http.StatusConflict
 	case callrec.EFORBIDDEN:
 		return http.StatusForbidden
+	case callrec.EUNAUTHENTICATED:
+		return http.StatusUnauthorized
+	case callrec.ETOOMANY:
+		return http.StatusTooManyRequests
 	case callrec.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
 	default:
