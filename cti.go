@@ -196,4 +196,8 @@ type Contact struct {
 	EndedAt       time.Time         `json:"ended_at,omitzero"`
 	Connections   []Connection      `json:"connections"`
 	Transfers     []Transfer        `json:"transfers,omitempty"`
+	// NotRecorded says why the recording rules exclude the whole call
+	// (e.g. a call between two monitored agents); empty when the agents'
+	// Monitored flags decide.
+	NotRecorded string `json:"not_recorded,omitempty"`
 }

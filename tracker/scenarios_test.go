@@ -179,11 +179,13 @@ func internalContact(from agent) callrec.Contact {
 }
 
 func internalCall() scenario {
+	want := internalContact(alice)
+	want.NotRecorded = tracker.NotRecordedInternal
 	return scenario{
 		name:    "internal call between monitored agents",
 		rules:   defaultRules,
 		events:  internalCallEvents(alice).events,
-		contact: internalContact(alice),
+		contact: want,
 	}
 }
 

@@ -2,6 +2,7 @@ package tracker_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -222,4 +223,68 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no counter %s", name)
 	return 0
+}
+
+// contactSink records the contacts handed to consolidation; fail makes it
+// refuse them.
+type contactSink struct {
+	got  []callrec.Contact
+	fail error
+}
+
+func (c *contactSink) Contact(_ context.Context, ct callrec.Contact) error {
+	if c.fail != nil {
+		return c.fail
+	}
+	c.got = append(c.got, ct)
+	return nil
+}
+
+// TestContactSink: every event hands the changed contact to the sink; a
+// sink failure fails the event (so it is delivered again); a sink set on a
+// restarted service first gets every restored contact.
+func TestContactSink(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tracker.db")
+	evs := answeredEvents().events
+	ctx := context.Background()
+	svc, st := newService(t, path, &orders{}, tracker.AlarmConfig{})
+	sink := &contactSink{}
+	if err := svc.SetContactSink(ctx, sink); err != nil || len(sink.got) != 0 {
+		t.Fatalf("empty service: %v, %d contacts", err, len(sink.got))
+	}
+	for _, ev := range evs[:2] {
+		if err := svc.HandleEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(sink.got) != 2 || sink.got[1].TaskSID != taskSID {
+		t.Fatalf("sink got %d contacts: %+v", len(sink.got), sink.got)
+	}
+	sink.fail = errors.New("consolidation down")
+	if err := svc.HandleEvent(ctx, evs[2]); !errors.Is(err, sink.fail) {
+		t.Fatalf("event with the sink down: %v", err)
+	}
+	sink.fail = nil
+	for _, ev := range evs[2:] {
+		if err := svc.HandleEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := sink.got[len(sink.got)-1]
+	if want, _ := svc.Contact(taskSID); last.Status != want.Status || last.Status != callrec.ContactEnded {
+		t.Errorf("last contact handed over: %s, service has %s", last.Status, want.Status)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	svc, st = newService(t, path, &orders{}, tracker.AlarmConfig{})
+	defer st.Close()
+	again := &contactSink{}
+	if err := svc.SetContactSink(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if len(again.got) != 1 || again.got[0].TaskSID != taskSID || again.got[0].Status != callrec.ContactEnded {
+		t.Errorf("restored contacts handed over: %+v", again.got)
+	}
 }

@@ -142,15 +142,29 @@ func (s *State) Contact(taskSID string) (callrec.Contact, bool) {
 	if r == nil {
 		return callrec.Contact{}, false
 	}
-	return r.contact(), true
+	return s.contactOf(r), true
 }
+
+// contactOf is a record's contact with what the rules say of the whole
+// call.
+func (s *State) contactOf(r *record) callrec.Contact {
+	c := r.contact()
+	if s.internalBetweenMonitored(r) {
+		c.NotRecorded = NotRecordedInternal
+	}
+	return c
+}
+
+// NotRecordedInternal is Contact.NotRecorded for a call between two
+// monitored agents.
+const NotRecordedInternal = "call between two monitored agents"
 
 // Contacts returns copies of all contacts, oldest first (by creation time,
 // then task SID).
 func (s *State) Contacts() []callrec.Contact {
 	out := make([]callrec.Contact, 0, len(s.contacts))
 	for _, r := range s.contacts {
-		out = append(out, r.contact())
+		out = append(out, s.contactOf(r))
 	}
 	slices.SortFunc(out, func(a, b callrec.Contact) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {

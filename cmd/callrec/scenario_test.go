@@ -5,12 +5,17 @@ import (
 	kinesis "callrec/eventadapter/kinesis"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"callrec"
+	"callrec/consolidation/join"
+	"callrec/consolidation/store"
+	"callrec/consolidation/web"
 	"callrec/internal/callrectest"
 	"callrec/internal/twiliotest"
 	"callrec/simulate"
@@ -123,6 +128,7 @@ func scenarioE2E(t *testing.T, sc scenario.Scenario, seed int64, viaKinesis bool
 			t.Errorf("%d recordings of the agent's or outside party's leg %s", n, leg)
 		}
 	}
+	scenarioJoined(t, s, call)
 	if !x.Recorded {
 		return
 	}
@@ -234,4 +240,81 @@ func scenarioMetric(t *testing.T, s *system, series string) int {
 		}
 	}
 	return 0
+}
+
+// scenarioJoined checks consolidation's call record of a played call: the
+// right agents, teams and agent segments, each segment on a recording, the
+// recordings and completeness, the timeline, and that a search by agent
+// finds it.
+func scenarioJoined(t *testing.T, s *system, call *scenario.Call) {
+	t.Helper()
+	x := call.Expect
+	var d web.Detail
+	u := s.HTTPURL + "/api/interactions/" + url.PathEscape(call.TaskSID)
+	callrectest.Eventually(t, 10*time.Second, "the call record joined", func() bool {
+		d = web.Detail{}
+		if getJSON(t, u, &d) != http.StatusOK || d.Contact == nil {
+			return false
+		}
+		end := d.Contact.Status == callrec.ContactEnded || d.Contact.Status == callrec.ContactAbandoned
+		return end && len(d.Interaction.INUMs) == x.Starts && d.Interaction.Status != store.StatusRecording
+	})
+	in := d.Interaction
+	if in.CallSID != call.CustomerCall {
+		t.Errorf("call record: call SID %s, want %s", in.CallSID, call.CustomerCall)
+	}
+	if !x.Recorded {
+		if in.Status != store.StatusComplete || !slices.Contains(in.Tags, join.TagNotRecorded) || len(in.INUMs) != 0 {
+			t.Errorf("unrecorded call: status %s, tags %v, INUMs %v; want complete, %s, none", in.Status, in.Tags, in.INUMs, join.TagNotRecorded)
+		}
+		return
+	}
+	if !slices.Equal(in.Agents, x.Agents) {
+		t.Errorf("call record agents %v, want %v", in.Agents, x.Agents)
+	}
+	var segAgents []string
+	for _, sg := range in.Segments {
+		segAgents = append(segAgents, sg.Agent)
+		w := call.Worker(sg.Agent)
+		if w == nil || sg.ReservationSID != w.ReservationSID || sg.WorkerSID != w.SID || sg.Team != w.Team {
+			t.Errorf("segment %+v does not match the worker %+v", sg, w)
+		}
+		if w != nil && !slices.Contains(in.Teams, w.Team) {
+			t.Errorf("call record teams %v lack %s's team %s", in.Teams, sg.Agent, w.Team)
+		}
+		if !sg.Recorded || !slices.Contains(in.INUMs, sg.INUM) || sg.End.Before(sg.Start) {
+			t.Errorf("segment of %s: recorded %v on %s (%s–%s); the call's recordings are %v", sg.Agent, sg.Recorded, sg.INUM, sg.Start, sg.End, in.INUMs)
+		}
+	}
+	if !slices.Equal(segAgents, x.Agents) {
+		t.Errorf("segments of %v, want one per agent %v", segAgents, x.Agents)
+	}
+	wantStatus := store.StatusComplete
+	if x.StreamErrors > 0 {
+		wantStatus = store.StatusPartial
+		if !slices.Contains(in.Tags, join.TagRestarted) {
+			t.Errorf("tags %v: want %s", in.Tags, join.TagRestarted)
+		}
+	}
+	if in.Status != wantStatus {
+		t.Errorf("call record status %s, want %s", in.Status, wantStatus)
+	}
+	if len(d.Recordings) != x.Starts || len(d.Unavailable) != 0 {
+		t.Errorf("%d recordings in the call detail (%d unavailable), want %d", len(d.Recordings), len(d.Unavailable), x.Starts)
+	}
+	kinds := map[string]int{}
+	for _, e := range d.Timeline {
+		kinds[e.Kind]++
+	}
+	if kinds["answered"] != len(x.Agents) || kinds["recording_started"] != 1 || kinds["restart"] != x.StreamErrors {
+		t.Errorf("timeline kinds %v: want %d answered, 1 recording_started, %d restart", kinds, len(x.Agents), x.StreamErrors)
+	}
+	var res struct {
+		Items []store.Interaction
+		Total int
+	}
+	q := url.Values{"agent": {x.Agents[len(x.Agents)-1]}, "task_sid": {call.TaskSID}}
+	if code := getJSON(t, s.HTTPURL+"/api/interactions?"+q.Encode(), &res); code != http.StatusOK || res.Total != 1 || res.Items[0].ID != call.TaskSID {
+		t.Errorf("search by agent: %d, %+v", code, res)
+	}
 }

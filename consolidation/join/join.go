@@ -416,7 +416,7 @@ func Build(st *State) store.Interaction {
 		case !contactEnded(c):
 			in.Status = store.StatusRecording
 			tags = append(tags, TagRecordingPending)
-		case monitoredAnswered(c):
+		case monitoredAnswered(c) && c.NotRecorded == "":
 			in.Status = store.StatusMissingAudio
 			tags = append(tags, TagRecordingMissing)
 		default:

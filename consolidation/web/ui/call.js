@@ -438,6 +438,7 @@ function wireExport() {
   };
   button.addEventListener('click', () => openForm(form.hidden));
   document.getElementById('export-cancel').addEventListener('click', () => openForm(false));
+  form.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { openForm(false); button.focus(); } });
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();

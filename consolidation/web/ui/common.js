@@ -176,10 +176,11 @@ function renderTopbar(user, page) {
   const roleEl = document.getElementById('user-role');
   if (name) name.textContent = user.name || '';
   if (roleEl) {
-    roleEl.textContent = ROLE_LABELS[role] || role;
+    roleEl.textContent = role;
     roleEl.dataset.role = role;
     const teams = (user.teams || []).join(', ');
-    roleEl.title = teams ? `Role: ${role} · Teams: ${teams}` : `Role: ${role}`;
+    const label = ROLE_LABELS[role] || role;
+    roleEl.title = teams ? `${label} · teams: ${teams}` : label;
   }
   const box = document.getElementById('userbox');
   if (box) box.hidden = false;

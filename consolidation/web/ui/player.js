@@ -48,6 +48,7 @@ export class Player {
     this.markers = [];       // [{ms, kind, label}] in audio time
     this.peaks = null;       // the peaks response for the current recording
     this.peaksKey = '';      // inum|points of this.peaks
+    this.pendingKey = '';    // inum|points of the request in flight
     this.base = null;        // offscreen canvas holding lanes + waveform + gaps + markers
     this.pendingSeek = null; // seconds to seek to once metadata is known
     this.loadSeq = 0;        // drops stale peaks responses after a switch
@@ -73,6 +74,7 @@ export class Player {
       this.audio.pause();
       this.peaks = null;
       this.peaksKey = '';
+      this.pendingKey = '';
       this.base = null;
       delete this.canvas.dataset.drawn;
       this.pendingSeek = seekTo;
@@ -327,11 +329,13 @@ export class Player {
     if (!width) return;
     const points = Math.max(1, Math.round(width * (window.devicePixelRatio || 1)));
     const key = `${rec.inum}|${points}`;
-    if (key === this.peaksKey) return;
+    if (key === this.peaksKey || key === this.pendingKey) return;
+    this.pendingKey = key;
     const seq = ++this.loadSeq;
     try {
       const peaks = await api(`/api/recordings/${encodeURIComponent(rec.inum)}/peaks`, { query: new URLSearchParams({ points: String(points) }) });
       if (seq !== this.loadSeq || !this.recording || this.recording.inum !== rec.inum) return;
+      this.pendingKey = '';
       this.peaks = peaks;
       this.peaksKey = key;
       this.updateSeekRange();
@@ -340,6 +344,7 @@ export class Player {
       this.canvas.dataset.drawn = 'true';
     } catch (err) {
       if (seq !== this.loadSeq) return;
+      this.pendingKey = '';
       this.peaksKey = '';
       this.peaks = null;
       this.redraw(err instanceof ApiError ? err.message : String(err));
