@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"callrec"
+	"callrec/consolidation/join"
+	"callrec/consolidation/store"
 	"callrec/internal/callrectest"
 	"callrec/recorder"
 	"callrec/simulate"
@@ -101,5 +108,97 @@ func TestSplitRecorderCrash(t *testing.T) {
 		}
 		t.Logf("call %d: segment %s has chunks 1..%d, segment %s from %d (offset %d ms)", c.Index, first.INUM, n,
 			second.INUM, second.Accounting.Tracks[0].FirstChunk, second.Audio.OffsetMS)
+	}
+}
+
+// TestSplitConsolidation runs consolidation, a recorder and a media adapter
+// as separate processes: the recorder sends STARTED/STOPPED to
+// consolidation's ingest API, and consolidation serves the call record and
+// proxies the audio (whole and by range) from the recorder, which refuses
+// requests without its API token.
+func TestSplitConsolidation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	consDir, recDir := t.TempDir(), t.TempDir()
+	const ingestToken, recToken = "ingest-0123456789abcdef", "recorder-0123456789abcdef"
+	var out bytes.Buffer
+	if err := runTokenCommand(t.Context(), []string{"create", "--data-dir", consDir, "--name", "test-client", "--role", "compliance"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	// The recorder's HTTP port must be known before it starts: consolidation
+	// is told where node 3 is.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recHTTP := ln.Addr().String()
+	ln.Close()
+	cons := startChild(t, "consolidation running", "consolidation", "--data-dir", consDir, "--http-addr", "127.0.0.1:0",
+		"--ingest-token", ingestToken, "--recorder-node", "3=http://"+recHTTP, "--recorder-token", recToken)
+	consURL := cons.fields["http_url"].(string)
+	setAPIToken(consURL, strings.TrimSpace(out.String()))
+	rec := startChild(t, "recorder running", "recorder", "--data-dir", recDir, "--node-id", "3", "--link-addr", "127.0.0.1:0",
+		"--http-addr", recHTTP, "--flush-interval", "100ms", "--api-token", recToken, "--consolidation-url", consURL, "--ingest-token", ingestToken)
+	ad := startChild(t, "media adapter running", "mediaadapter", "--recorder", rec.fields["link_addr"].(string),
+		"--media-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--twilio-auth-token", testToken)
+	sum, err := simulate.Run(t.Context(), simulate.Config{URL: "ws://" + ad.fields["media_addr"].(string) + "/media", AuthToken: testToken,
+		Calls: 1, Duration: 3 * time.Second, KeepAudio: true})
+	if err != nil || sum.Failed != 0 {
+		t.Fatalf("simulate: %v, %d failed", err, sum.Failed)
+	}
+	c := sum.Calls[0]
+
+	var res struct {
+		Items []store.Interaction
+		Total int
+	}
+	callrectest.Eventually(t, 10*time.Second, "the call searchable in consolidation", func() bool {
+		getJSON(t, consURL+"/api/interactions?call_sid="+c.CallSID, &res)
+		return res.Total == 1 && res.Items[0].Status == store.StatusComplete
+	})
+	in := res.Items[0]
+	if len(in.INUMs) != 1 || in.INUMs[0].Node() != 3 || !slices.Contains(in.Tags, join.TagContactMissing) {
+		t.Fatalf("call record %+v: want one INUM of node 3, tagged %s (no tracker here)", in, join.TagContactMissing)
+	}
+	var r callrec.Recording
+	if code := getJSON(t, consURL+"/api/recordings/"+string(in.INUMs[0]), &r); code != http.StatusOK || r.Stream.StreamSID != c.StreamSID {
+		t.Fatalf("recording through consolidation: %d %+v", code, r)
+	}
+	left, right := audio(t, &system{HTTPURL: consURL}, &r)
+	for i, ch := range [][]byte{left, right} {
+		if err := sameAudio(ch, c.Tracks[i].Timeline); err != nil {
+			t.Errorf("track %d through consolidation: %v", i, err)
+		}
+	}
+	// A range through the proxy is the same bytes as from the recorder.
+	get := func(u, auth, rng string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	tok, _ := apiTokens.Load(strings.TrimPrefix(consURL, "http://"))
+	path := "/api/recordings/" + string(r.INUM) + "/audio"
+	code, viaCons := get(consURL+path, tok.(string), "bytes=1000-5999")
+	code2, direct := get("http://"+recHTTP+path, recToken, "bytes=1000-5999")
+	if code != http.StatusPartialContent || code2 != http.StatusPartialContent || len(viaCons) != 5000 || !bytes.Equal(viaCons, direct) {
+		t.Errorf("range: consolidation %d (%d bytes), recorder %d (%d bytes), equal %v", code, len(viaCons), code2, len(direct), bytes.Equal(viaCons, direct))
+	}
+	if code, _ := get("http://"+recHTTP+path, "", ""); code != http.StatusUnauthorized {
+		t.Errorf("recorder API without its token: %d, want 401", code)
+	}
+	if code, _ := get(consURL+path, "", ""); code != http.StatusUnauthorized {
+		t.Errorf("consolidation API without a token: %d, want 401", code)
 	}
 }
