@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -66,19 +67,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case PathRecordingEvents:
 		var ev callrec.RecordingEvent
 		if err = dec.Decode(&ev); err != nil {
-			err = callrec.Errorf(callrec.EINVALID, "ingest: recording event: %v", err)
+			if !isTooBig(err) {
+				err = callrec.Errorf(callrec.EINVALID, "ingest: recording event: %v", err)
+			}
 			break
 		}
 		err = h.Joiner.NotifyRecording(r.Context(), ev)
 	case PathContacts:
 		var c callrec.Contact
 		if err = dec.Decode(&c); err != nil {
-			err = callrec.Errorf(callrec.EINVALID, "ingest: contact: %v", err)
+			if !isTooBig(err) {
+				err = callrec.Errorf(callrec.EINVALID, "ingest: contact: %v", err)
+			}
 			break
 		}
 		err = h.Joiner.Contact(r.Context(), c)
 	default:
 		err = callrec.Errorf(callrec.ENOTFOUND, "ingest: no endpoint %s", r.URL.Path)
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		log.Error("ingest: body over the limit", "path", r.URL.Path, "limit", tooBig.Limit)
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return
 	}
 	if err != nil {
 		log.Warn("ingest refused", "path", r.URL.Path, callrec.LogKeyErr, err)
@@ -86,6 +97,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func isTooBig(err error) bool {
+	var tooBig *http.MaxBytesError
+	return errors.As(err, &tooBig)
 }
 
 // Client sends to a consolidation's ingest API, synchronously: wrap it in a

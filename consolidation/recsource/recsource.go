@@ -112,7 +112,10 @@ func (r *Remote) do(ctx context.Context, u string, hdr http.Header) (*http.Respo
 		var body httpio.ErrorBody
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
-			if body.Error.Code == callrec.EINTERNAL {
+			switch body.Error.Code {
+			case callrec.EINTERNAL, callrec.EUNAUTHENTICATED, callrec.EFORBIDDEN:
+				// The recorder's trouble, or ours with its token: not the
+				// user's.
 				body.Error.Code = callrec.EUNAVAILABLE
 			}
 			return nil, callrec.Errorf(body.Error.Code, "recorder: %s", body.Error.Message)

@@ -2,12 +2,14 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"callrec"
@@ -162,6 +164,42 @@ func (s *Server) interaction(w http.ResponseWriter, r *http.Request, p *principa
 		return in, false
 	}
 	return in, true
+}
+
+// PlaybackAuditWindow is how long one playback entry covers a user's
+// further requests for the same recording's audio.
+const PlaybackAuditWindow = 10 * time.Minute
+
+// playbacks remembers when each user's playback of a recording was last
+// audited.
+type playbacks struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (pb *playbacks) due(user string, n callrec.INUM, now time.Time) bool {
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	if pb.last == nil {
+		pb.last = map[string]time.Time{}
+	}
+	for k, t := range pb.last { // bounded by the users playing within a window
+		if now.Sub(t) >= PlaybackAuditWindow {
+			delete(pb.last, k)
+		}
+	}
+	k := user + "\x00" + string(n)
+	if t, ok := pb.last[k]; ok && now.Sub(t) < PlaybackAuditWindow {
+		return false
+	}
+	pb.last[k] = now
+	return true
+}
+
+func (pb *playbacks) forget(user string, n callrec.INUM) {
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	delete(pb.last, user+"\x00"+string(n))
 }
 
 // TimelineEntry is one event of a call, placed on its recording when one
@@ -403,16 +441,18 @@ func (s *Server) handleRecording(w http.ResponseWriter, r *http.Request, p *prin
 	httpio.JSON(w, http.StatusOK, rec)
 }
 
-// handleAudio serves a recording's WAV with Range support. A request for
-// the start of the file (no Range, or a range from byte 0) is a playback
-// and is audited; the range requests a player makes while seeking are not.
+// handleAudio serves a recording's WAV with Range support. Every request
+// for audio counts as playback; to keep the trail readable, one entry is
+// written per user and recording per PlaybackAuditWindow, whatever the
+// range (a player seeking makes many requests).
 func (s *Server) handleAudio(w http.ResponseWriter, r *http.Request, p *principal) {
 	n, id, ok := s.recordingFor(w, r, p)
 	if !ok {
 		return
 	}
-	if rg := r.Header.Get("Range"); rg == "" || strings.HasPrefix(rg, "bytes=0-") {
-		if _, err := s.audit(r, p, audit.Playback, string(n), "", map[string]string{"interaction": id}); err != nil {
+	if s.playbacks.due(p.user.Name, n, s.now()) {
+		if _, err := s.audit(r, p, audit.Playback, string(n), "", map[string]string{"interaction": id, "range": r.Header.Get("Range")}); err != nil {
+			s.playbacks.forget(p.user.Name, n)
 			s.fail(w, r, err)
 			return
 		}
@@ -427,14 +467,17 @@ func (s *Server) handleAudio(w http.ResponseWriter, r *http.Request, p *principa
 	if a.Recording.Audio.SHA256 != "" {
 		w.Header().Set("ETag", `"`+a.Recording.Audio.SHA256+`"`)
 		w.Header().Set("Digest", "sha-256="+a.Recording.Audio.SHA256)
-		w.Header().Set("Cache-Control", "private, max-age=3600")
 	}
 	http.ServeContent(w, r, string(n)+".wav", a.Recording.UpdatedAt, a)
 }
 
 func (s *Server) handlePeaks(w http.ResponseWriter, r *http.Request, p *principal) {
-	n, _, ok := s.recordingFor(w, r, p)
+	n, id, ok := s.recordingFor(w, r, p)
 	if !ok {
+		return
+	}
+	if _, err := s.audit(r, p, audit.View, string(n), "", map[string]string{"interaction": id, "what": "waveform"}); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	points := 1000
@@ -484,6 +527,12 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, p *principa
 		}
 		f.Types = append(f.Types, audit.EventType(t))
 	}
+	for k := range v {
+		if !slices.Contains([]string{"from", "to", "type", "actor", "target", "limit", "offset"}, k) {
+			s.fail(w, r, callrec.Errorf(callrec.EINVALID, "unknown audit filter %q", k))
+			return
+		}
+	}
 	f.Actor, f.Target = v.Get("actor"), v.Get("target")
 	for name, dst := range map[string]*int{"limit": &f.Limit, "offset": &f.Offset} {
 		if s2 := v.Get(name); s2 != "" {
@@ -509,6 +558,10 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, p *principa
 func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request, p *principal) {
 	res, err := s.cfg.Audit.Verify(r.Context())
 	body := map[string]any{"entries": res.Entries, "last_hash": res.LastHash}
+	if err != nil && !errors.Is(err, audit.ErrTampered) {
+		s.fail(w, r, err)
+		return
+	}
 	if err != nil {
 		body["error"] = map[string]string{"code": callrec.ECONFLICT, "message": err.Error()}
 		httpio.JSON(w, http.StatusConflict, body)

@@ -97,6 +97,17 @@ func (ss *sessions) get(cookie string) (*session, bool) {
 	return s, true
 }
 
+// endUser ends every session of a user (password, role or state changed).
+func (ss *sessions) endUser(user string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for k, x := range ss.m {
+		if x.user == user {
+			delete(ss.m, k)
+		}
+	}
+}
+
 func (ss *sessions) delete(s *session) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()

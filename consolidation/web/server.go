@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"callrec"
@@ -68,11 +69,12 @@ type Config struct {
 
 // Server serves the consolidation API and UI.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	sessions *sessions
-	limiter  *users.Limiter
-	now      func() time.Time
+	cfg       Config
+	log       *slog.Logger
+	sessions  *sessions
+	playbacks playbacks
+	limiter   *users.Limiter
+	now       func() time.Time
 }
 
 // New returns a Server.
@@ -134,7 +136,15 @@ func (s *Server) Routes() []Route {
 		rt("DELETE /api/tokens/{name}", "admin", s.authed(isAdmin, s.handleRevokeToken)),
 	}
 	if s.cfg.RecorderAPI != nil {
-		routes = append(routes, rt("GET /api/recordings", "all-calls", s.authed(seesAll, func(w http.ResponseWriter, r *http.Request, _ *principal) {
+		routes = append(routes, rt("GET /api/recordings", "all-calls", s.authed(seesAll, func(w http.ResponseWriter, r *http.Request, p *principal) {
+			d := map[string]string{"index": "recorder"}
+			for k, v := range r.URL.Query() {
+				d[k] = strings.Join(v, ",")
+			}
+			if _, err := s.audit(r, p, audit.Search, "", "", d); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 			s.cfg.RecorderAPI.ServeHTTP(w, r)
 		})))
 	}

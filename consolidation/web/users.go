@@ -102,6 +102,11 @@ func (s *Server) handleChangeUser(w http.ResponseWriter, r *http.Request, p *pri
 		return nil
 	}
 	applyErr := apply()
+	if changed["password"] != "" || changed["disabled"] == "true" {
+		// Sessions opened with the old password, or of a disabled user,
+		// end now (a role change applies to open sessions at once anyway).
+		s.sessions.endUser(name)
+	}
 	if len(changed) > 0 {
 		if _, err := s.audit(r, p, audit.UserChanged, name, "", changed); err != nil {
 			s.fail(w, r, err)
