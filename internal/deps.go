@@ -11,6 +11,7 @@ import (
 	_ "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	_ "github.com/aws/smithy-go"
 	_ "github.com/go-audio/wav"
+	_ "github.com/hashicorp/memberlist"
 	_ "github.com/google/go-cmp/cmp"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/valyala/fastjson"
