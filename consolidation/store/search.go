@@ -75,11 +75,12 @@ func choosePlan(c *compiled) plan {
 	return one("time", bucketTime, "")
 }
 
-// hit is one matching interaction.
+// hit is one matching interaction. id points into the index key, valid
+// until the read transaction ends.
 type hit struct {
 	inv uint64
 	dur int64
-	id  string
+	id  []byte
 }
 
 // Search returns one page of the interactions matching q, in q.Sort order,
@@ -122,7 +123,7 @@ func (s *Store) Search(ctx context.Context, q Query) (Result, error) {
 					return hit{}, false, nil
 				}
 			}
-			return hit{inv: inv, dur: int64(binary.BigEndian.Uint64(v)), id: string(id)}, true, nil
+			return hit{inv: inv, dur: int64(binary.BigEndian.Uint64(v)), id: id}, true, nil
 		}
 		var page []string
 		var err error
@@ -183,7 +184,7 @@ func streamPage(ctx context.Context, next source, c *compiled, match matchFunc, 
 			continue
 		}
 		if n >= c.Offset && n < want {
-			page = append(page, h.id)
+			page = append(page, string(h.id))
 		}
 		if n++; n > capAt {
 			res.TotalCapped = true
@@ -195,15 +196,17 @@ func streamPage(ctx context.Context, next source, c *compiled, match matchFunc, 
 	return page, nil
 }
 
-// collectPage gathers every match, sorts them and cuts the page; the total
-// is exact. dedupe drops repeated IDs (a number index holds several keys
-// per interaction).
+// collectPage counts every match and keeps the first Offset+Limit in the
+// sort order in a bounded heap, then cuts the page; the total is exact.
+// dedupe drops repeated IDs (a number index holds several keys per
+// interaction).
 func collectPage(ctx context.Context, next source, dedupe bool, c *compiled, match matchFunc, res *Result) ([]string, error) {
-	var hits []hit
 	var seen map[string]bool
 	if dedupe {
 		seen = map[string]bool{}
 	}
+	top := topK{k: c.Offset + c.Limit, cmp: orderFunc(c.Sort)}
+	n := 0
 	for i := 1; ; i++ {
 		if i%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -218,22 +221,70 @@ func collectPage(ctx context.Context, next source, dedupe bool, c *compiled, mat
 		if err != nil {
 			return nil, err
 		}
-		if !ok || (seen != nil && seen[h.id]) {
+		if !ok || (seen != nil && seen[string(h.id)]) {
 			continue
 		}
 		if seen != nil {
-			seen[h.id] = true
+			seen[string(h.id)] = true
 		}
-		hits = append(hits, h)
+		n++
+		top.add(h)
 	}
-	slices.SortFunc(hits, orderFunc(c.Sort))
-	res.Total = len(hits)
-	lo, hi := min(c.Offset, len(hits)), min(c.Offset+c.Limit, len(hits))
-	page := make([]string, 0, hi-lo)
-	for _, h := range hits[lo:hi] {
-		page = append(page, h.id)
+	res.Total = n
+	hits := top.sorted()
+	page := make([]string, 0, len(hits)-min(c.Offset, len(hits)))
+	for _, h := range hits[min(c.Offset, len(hits)):] {
+		page = append(page, string(h.id))
 	}
 	return page, nil
+}
+
+// topK keeps the k first hits in an order. It is a heap with the last kept
+// hit at the root, so once full most hits cost one comparison, and sorting
+// touches k hits instead of every match.
+type topK struct {
+	k   int
+	cmp func(a, b hit) int
+	h   []hit
+}
+
+func (t *topK) add(x hit) {
+	if len(t.h) < t.k {
+		t.h = append(t.h, x)
+		for i := len(t.h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if t.cmp(t.h[i], t.h[p]) <= 0 {
+				break
+			}
+			t.h[i], t.h[p] = t.h[p], t.h[i]
+			i = p
+		}
+		return
+	}
+	if t.k == 0 || t.cmp(x, t.h[0]) >= 0 {
+		return
+	}
+	t.h[0] = x
+	for i := 0; ; {
+		j := 2*i + 1
+		if j >= len(t.h) {
+			break
+		}
+		if r := j + 1; r < len(t.h) && t.cmp(t.h[r], t.h[j]) > 0 {
+			j = r
+		}
+		if t.cmp(t.h[j], t.h[i]) <= 0 {
+			break
+		}
+		t.h[i], t.h[j] = t.h[j], t.h[i]
+		i = j
+	}
+}
+
+// sorted returns the kept hits in order.
+func (t *topK) sorted() []hit {
+	slices.SortFunc(t.h, t.cmp)
+	return t.h
 }
 
 // numberSource yields every key of the number index starting with the
@@ -264,11 +315,18 @@ func numberSource(b *bolt.Bucket, rev string) source {
 // orderFunc compares hits in a sort order: unprefixed descending with ties
 // by ascending ID, "-" its exact reverse.
 func orderFunc(sort string) func(a, b hit) int {
+	// Not cmp.Or: it would compare the IDs every time, not just on ties.
 	byStart := func(a, b hit) int {
-		return cmp.Or(cmp.Compare(a.inv, b.inv), cmp.Compare(a.id, b.id))
+		if c := cmp.Compare(a.inv, b.inv); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.id, b.id)
 	}
 	byDur := func(a, b hit) int {
-		return cmp.Or(cmp.Compare(b.dur, a.dur), cmp.Compare(a.id, b.id))
+		if c := cmp.Compare(b.dur, a.dur); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.id, b.id)
 	}
 	switch sort {
 	case SortStartAsc:

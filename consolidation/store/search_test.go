@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -388,6 +389,30 @@ func TestSearchTeamsCountCap(t *testing.T) {
 		}
 		if diff := gocmp.Diff(want.Items, got.Items, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("%+v: items (-want +got):\n%s", q, diff)
+		}
+	}
+}
+
+// TestTopK checks the bounded heap against a full sort, with many ties.
+func TestTopK(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 7, 100, 1000} {
+		hits := make([]hit, n)
+		for i := range hits {
+			hits[i] = hit{inv: uint64(r.IntN(20)), dur: int64(r.IntN(10)), id: fmt.Appendf(nil, "WT%04d", i)}
+		}
+		for _, sort := range []string{SortStart, SortStartAsc, SortDuration, SortDurationAsc} {
+			want := slices.Clone(hits)
+			slices.SortFunc(want, orderFunc(sort))
+			for _, k := range []int{0, 1, 3, 50, n, n + 5} {
+				top := topK{k: k, cmp: orderFunc(sort)}
+				for _, h := range hits {
+					top.add(h)
+				}
+				if diff := gocmp.Diff(want[:min(k, n)], top.sorted(), cmpopts.EquateEmpty(), gocmp.AllowUnexported(hit{})); diff != "" {
+					t.Errorf("n %d sort %s k %d (-want +got):\n%s", n, sort, k, diff)
+				}
+			}
 		}
 	}
 }
