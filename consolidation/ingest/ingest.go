@@ -15,6 +15,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -88,7 +89,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		log.Error("ingest: body over the limit", "path", r.URL.Path, "limit", tooBig.Limit)
-		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		// Code invalid: a sender must not retry it (it would block its
+		// queue behind an event that can never be taken).
+		var body httpio.ErrorBody
+		body.Error.Code, body.Error.Message = callrec.EINVALID, fmt.Sprintf("ingest: body over %d bytes", tooBig.Limit)
+		httpio.JSON(w, http.StatusRequestEntityTooLarge, body)
 		return
 	}
 	if err != nil {

@@ -319,8 +319,14 @@ func timeline(c *callrec.Contact, recs []*callrec.Recording) []TimelineEntry {
 			}
 		}
 		for _, t := range c.Transfers {
+			to := t.To
+			for _, x := range c.Connections {
+				if x.WorkerSID != "" && x.WorkerSID == t.To && x.AgentExtension != "" {
+					to = x.AgentExtension
+				}
+			}
 			place(TimelineEntry{At: transferTime(c, t), Kind: "transfer",
-				Label: fmt.Sprintf("%s %s transfer to %s: %s", strings.ToLower(t.Mode), strings.ToLower(t.Type), t.To, t.Status)})
+				Label: fmt.Sprintf("%s %s transfer to %s: %s", strings.ToLower(t.Mode), strings.ToLower(t.Type), to, t.Status)})
 		}
 		if c.EndedAt.After(time.Time{}) {
 			place(TimelineEntry{At: c.EndedAt, Kind: "ended", Label: "Call ended (" + string(c.Status) + ")"})
@@ -417,8 +423,8 @@ func (s *Server) recordingFor(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	in := res.Items[0]
 	if !canSee(p.user, &in) {
-		s.deny(w, r, p, string(n), fmt.Sprintf("recording of a call of teams [%s], outside the user's teams [%s]",
-			strings.Join(in.Teams, ","), strings.Join(p.user.Teams, ",")))
+		s.denyWith(w, r, p, string(n), fmt.Sprintf("recording of a call of teams [%s], outside the user's teams [%s]",
+			strings.Join(in.Teams, ","), strings.Join(p.user.Teams, ",")), map[string]string{"interaction": in.ID})
 		return "", "", false
 	}
 	return n, in.ID, true

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"strconv"
@@ -208,7 +209,14 @@ func (s *Server) audit(r *http.Request, p *principal, typ audit.EventType, targe
 
 // deny audits a refusal and answers 403.
 func (s *Server) deny(w http.ResponseWriter, r *http.Request, p *principal, target, reason string) {
-	if _, err := s.audit(r, p, audit.AccessDenied, target, reason, map[string]string{"method": r.Method, "path": r.URL.Path}); err != nil {
+	s.denyWith(w, r, p, target, reason, nil)
+}
+
+// denyWith is deny with more details for the audit entry.
+func (s *Server) denyWith(w http.ResponseWriter, r *http.Request, p *principal, target, reason string, details map[string]string) {
+	d := map[string]string{"method": r.Method, "path": r.URL.Path}
+	maps.Copy(d, details)
+	if _, err := s.audit(r, p, audit.AccessDenied, target, reason, d); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -1,6 +1,8 @@
 // Plays a recording in headless Chromium and decodes it with Web Audio.
 //
-// Usage: node play.mjs <page-url> <audio-path>
+// Usage: CALLREC_API_TOKEN=<token> node play.mjs <page-url> <audio-path>
+// The token (sent as Authorization: Bearer on every request of the page)
+// must allow playback.
 // Prints one JSON object: what the <audio> element did (duration, whether
 // currentTime advanced, any media error) and the first samples of each
 // channel as Chromium's own WAV decoder produced them, at 8 kHz.
@@ -13,7 +15,9 @@ const browser = await chromium.launch({
     "--autoplay-policy=no-user-gesture-required", "--no-first-run", "--disable-component-update", "--disable-sync"],
 });
 try {
-  const page = await browser.newPage();
+  const token = process.env.CALLREC_API_TOKEN;
+  const context = await browser.newContext(token ? { extraHTTPHeaders: { Authorization: "Bearer " + token } } : {});
+  const page = await context.newPage();
   await page.goto(pageURL);
   const result = await page.evaluate(async (src) => {
     const out = {};
