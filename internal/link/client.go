@@ -30,14 +30,23 @@ type ClientConfig struct {
 	RetainBytes int
 	// Linger is how long the writer waits after new data to batch more.
 	Linger time.Duration
-	Log    *slog.Logger
+	// AckTimeout: when frames were sent and no acknowledgement came for
+	// this long, the recorder is taken as stuck and the connection is
+	// dropped (the reconnect may go to another recorder and replays what
+	// was not acknowledged). 0 means DefaultAckTimeout; negative disables.
+	AckTimeout time.Duration
+	Log        *slog.Logger
 }
 
 // Defaults for ClientConfig.
 const (
 	DefaultRetainBytes = 1 << 20 // ≈ 50 s of two-track audio
 	DefaultLinger      = 2 * time.Millisecond
+	DefaultAckTimeout  = 15 * time.Second
 )
+
+// ErrAckTimeout ends a connection whose recorder stopped acknowledging.
+var ErrAckTimeout = errors.New("link: recorder stopped acknowledging")
 
 // ErrClientClosed finishes streams still open when the client stops.
 var ErrClientClosed = errors.New("link: client closed")
@@ -72,6 +81,8 @@ type Client struct {
 	connected bool
 	node      uint16
 	closed    bool
+
+	lastAck atomic.Int64 // unix ns of the last ACK (or of connecting)
 }
 
 // NewClient returns a Client; Run connects it.
@@ -86,6 +97,9 @@ func NewClient(cfg ClientConfig) *Client {
 		cfg.Linger = 0
 	} else if cfg.Linger == 0 {
 		cfg.Linger = DefaultLinger
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = DefaultAckTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -173,6 +187,11 @@ func (c *Client) serve(ctx context.Context, conn net.Conn) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	c.lastAck.Store(time.Now().UnixNano())
+	var stuck atomic.Bool
+	if c.cfg.AckTimeout > 0 {
+		go c.watchAcks(ctx, conn, &stuck)
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- c.writeLoop(ctx, conn) }()
 	go func() { errc <- c.readLoop(br) }()
@@ -180,6 +199,9 @@ func (c *Client) serve(ctx context.Context, conn net.Conn) error {
 	cancel()
 	conn.Close()
 	<-errc
+	if stuck.Load() {
+		err = ErrAckTimeout
+	}
 	c.mu.Lock()
 	c.connected = false
 	c.mu.Unlock()
@@ -187,6 +209,42 @@ func (c *Client) serve(ctx context.Context, conn net.Conn) error {
 		return nil
 	}
 	return err
+}
+
+// watchAcks closes conn when sent frames wait longer than AckTimeout for
+// an acknowledgement.
+func (c *Client) watchAcks(ctx context.Context, conn net.Conn, stuck *atomic.Bool) {
+	t := time.NewTicker(max(c.cfg.AckTimeout/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, c.lastAck.Load())) > c.cfg.AckTimeout && c.awaitingAck() {
+			c.log.Warn("recorder stopped acknowledging: dropping the connection", "ack_timeout", c.cfg.AckTimeout, "recorder_node", c.node)
+			stuck.Store(true)
+			conn.Close()
+			return
+		}
+	}
+}
+
+// awaitingAck reports whether some stream has frames sent on this
+// connection and not acknowledged.
+func (c *Client) awaitingAck() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.streams {
+		s.mu.Lock()
+		waiting := s.sentOff > s.ackOff
+		s.mu.Unlock()
+		if waiting {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Client) handshake(conn net.Conn, br *bufio.Reader) error {
@@ -282,6 +340,7 @@ func (c *Client) readLoop(br *bufio.Reader) error {
 
 func (c *Client) handle(typ byte, body []byte) error {
 	if typ == msgAck {
+		c.lastAck.Store(time.Now().UnixNano())
 		for len(body) > 0 {
 			id, rest, err := readU32(body)
 			if err != nil {

@@ -410,3 +410,37 @@ func TestClientIgnoresUnknownStreams(t *testing.T) {
 		t.Errorf("Connected %v, Reconnects %d: the replies for unknown streams broke the link", c.Connected(), c.Stats.Reconnects.Load())
 	}
 }
+
+// TestClientDropsRecorderThatStopsAcknowledging: a recorder that takes the
+// stream and its frames but never acknowledges them is dropped after
+// AckTimeout, and the client dials again (where, in a pool, another
+// recorder gets the replay); the stream itself stays open.
+func TestClientDropsRecorderThatStopsAcknowledging(t *testing.T) {
+	reply := cat(msg(tWelcome, []byte{link.Version, 0, 1}), msg(tOpened, u32(1), []byte(`{"inum":"0001000000000018"}`)))
+	var peers sync.WaitGroup
+	defer peers.Wait()
+	dials := make(chan struct{}, 1)
+	log := &errLog{}
+	c, cancel, runErr := runClient(t, link.ClientConfig{AdapterID: "x", AckTimeout: 200 * time.Millisecond,
+		Dial: fakeRecorderDial(&peers, dials, reply), Log: slog.New(log)})
+	defer func() {
+		cancel()
+		if err := recv(t, "Run", runErr); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	s := c.Open(streamInfo(1))
+	recv(t, "dial", dials)
+	if !s.Frame(&callrec.Frame{Track: callrec.TrackInbound, Chunk: 1, TimestampMS: 20, Payload: make([]byte, 160)}) {
+		t.Fatal("frame refused")
+	}
+	recv(t, "redial after the acknowledgements stopped", dials)
+	if err := log.first(); !errors.Is(err, link.ErrAckTimeout) {
+		t.Errorf("logged error %v, want ErrAckTimeout", err)
+	}
+	select {
+	case <-s.Done():
+		t.Error("stream finished because its recorder stalled")
+	default:
+	}
+}
