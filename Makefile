@@ -19,14 +19,17 @@ run: build ## the whole system in one process with demo calls; open http://127.0
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-test-deps: ## install what the tests need when missing: Debian chromium, playwright-core, kinesis-local, Prism (npm packages into test/)
+test-deps: ## install what the tests need when missing: Debian chromium, playwright-core, kinesis-local, Prism, the Kubernetes schema validator (npm packages into test/), nginx and HAProxy binaries unpacked for config checks
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
 	@test -d test/browser/node_modules/playwright-core || npm ci --prefix test/browser --no-audit --no-fund
 	@test -d test/services/node_modules/kinesis-local -a -d test/services/node_modules/@stoplight/prism-cli || npm ci --prefix test/services --no-audit --no-fund
+	@test -d test/deploy/node_modules/kubernetes-models || npm ci --prefix test/deploy --no-audit --no-fund
+	@test -x test/deploy/.tools/usr/sbin/nginx -a -x test/deploy/.tools/usr/sbin/haproxy || sh test/deploy/fetch-tools.sh
 
 test: test-deps ## every test, with the race detector (what CI runs)
 	$(GO) version
 	$(GO) vet ./...
+	node test/deploy/validate.mjs
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 bench: build ## Go benchmarks of the frame path, then the load run (simulate against run and the bare WebSocket floor)
