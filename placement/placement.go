@@ -15,9 +15,11 @@ package placement
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,12 +82,14 @@ type recLink struct {
 	id     string
 	client *link.Client
 
-	mu        sync.Mutex
-	bound     string // recorder name
-	addr      string
-	failingAt time.Time // first failed dial of the current run of failures
-	opened    int       // streams opened here since the last load report
-	lastSeen  int       // the recorder's Active when opened was reset
+	mu         sync.Mutex
+	bound      string // recorder name
+	addr       string
+	failingAt  time.Time // first dial of the current run of attempts
+	acksAtDial int64     // the client's acks when it last dialed
+	opened     int       // streams opened here since the last load report
+	lastSeen   int       // the recorder's Active when opened was reset
+	cancel     context.CancelFunc
 }
 
 // New returns a Placer; its links run until ctx is done (then Wait).
@@ -112,11 +116,15 @@ func New(ctx context.Context, cfg Config) *Placer {
 }
 
 // Open implements mediaadapter.Opener: the stream goes to the least loaded
-// recorder. With no recorder available it is opened on an existing link
-// (its frames wait in retention until a recorder is reachable).
+// recorder. With no recorder available it goes on a link bound to none,
+// whose frames wait in retention until a recorder is reachable.
 func (p *Placer) Open(info callrec.StreamInfo) *link.Stream {
-	rec, ok := p.pick(p.cfg.Recorders.Recorders())
+	recs := p.cfg.Recorders.Recorders()
+	// One lock across choosing and opening: concurrent opens see each
+	// other's counts, and a link is never retired under a new stream.
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	rec, ok := p.pickLocked(recs)
 	var l *recLink
 	if ok {
 		l = p.links[rec.Name]
@@ -125,13 +133,19 @@ func (p *Placer) Open(info callrec.StreamInfo) *link.Stream {
 		}
 	} else {
 		p.noRec.Inc()
-		if len(p.all) > 0 {
-			l = p.all[0]
-		} else {
+		for _, x := range p.all {
+			x.mu.Lock()
+			unbound := x.bound == ""
+			x.mu.Unlock()
+			if unbound {
+				l = x
+				break
+			}
+		}
+		if l == nil {
 			l = p.newLinkLocked(Recorder{})
 		}
 	}
-	p.mu.Unlock()
 	l.mu.Lock()
 	l.opened++
 	name := l.bound
@@ -140,17 +154,16 @@ func (p *Placer) Open(info callrec.StreamInfo) *link.Stream {
 	return l.client.Open(info)
 }
 
-// pick chooses the recorder with the most free room, counting what this
-// adapter opened on each since its last report.
-func (p *Placer) pick(recs []Recorder) (Recorder, bool) {
+// pickLocked chooses the recorder with the most free room, counting what
+// this adapter opened on each since its last report. A recorder of unknown
+// capacity counts as having plenty, less what it runs.
+func (p *Placer) pickLocked(recs []Recorder) (Recorder, bool) {
 	best, bestScore := -1, 0
 	for i, r := range recs {
 		score := r.Free
 		if score < 0 {
-			score = 1 << 20
+			score = 1<<20 - r.Active
 		}
-		score -= r.Active
-		p.mu.Lock()
 		if l := p.links[r.Name]; l != nil {
 			l.mu.Lock()
 			if r.Active != l.lastSeen { // a fresh report includes what we opened
@@ -159,7 +172,6 @@ func (p *Placer) pick(recs []Recorder) (Recorder, bool) {
 			score -= l.opened
 			l.mu.Unlock()
 		}
-		p.mu.Unlock()
 		if best < 0 || score > bestScore || (score == bestScore && r.Name < recs[best].Name) {
 			best, bestScore = i, score
 		}
@@ -172,7 +184,8 @@ func (p *Placer) pick(recs []Recorder) (Recorder, bool) {
 
 func (p *Placer) newLinkLocked(rec Recorder) *recLink {
 	p.nextID++
-	l := &recLink{id: fmt.Sprintf("%s-%d", p.cfg.AdapterID, p.nextID), bound: rec.Name, addr: rec.Addr}
+	ctx, cancel := context.WithCancel(p.ctx)
+	l := &recLink{id: fmt.Sprintf("%s-%d", p.cfg.AdapterID, p.nextID), bound: rec.Name, addr: rec.Addr, cancel: cancel}
 	l.client = link.NewClient(link.ClientConfig{AdapterID: l.id, RetainBytes: p.cfg.RetainBytes,
 		Log:  p.log.With("link", l.id),
 		Dial: func(ctx context.Context) (net.Conn, error) { return p.dial(ctx, l) }})
@@ -180,62 +193,95 @@ func (p *Placer) newLinkLocked(rec Recorder) *recLink {
 		p.links[rec.Name] = l
 	}
 	p.all = append(p.all, l)
-	p.wg.Go(func() { _ = l.client.Run(p.ctx) })
+	p.wg.Go(func() { _ = l.client.Run(ctx) })
 	return l
 }
 
-// dial connects a link to its recorder, or fails it over to another when
-// its recorder left the pool or has been unreachable for FailoverAfter.
+// errRetired stops a link whose recorder left while it carried no stream.
+var errRetired = errors.New("placement: link retired")
+
+// dial connects a link. It stays with its recorder while membership calls
+// it alive and the current run of failures is shorter than FailoverAfter;
+// a run ends when a connection made progress (acknowledgements came) or
+// the link carried no stream. Past that, or once the recorder left, the
+// link moves to another recorder (a failover when it carries streams).
+// With no other recorder, it keeps trying its own while that is alive.
 func (p *Placer) dial(ctx context.Context, l *recLink) (net.Conn, error) {
+	now := time.Now()
+	acks := l.client.Stats.Acks.Load()
+	active := l.client.Active()
 	l.mu.Lock()
-	bound, addr, failingAt := l.bound, l.addr, l.failingAt
-	l.mu.Unlock()
-	if bound != "" {
-		if a, ok := p.cfg.Recorders.Alive(bound); ok {
-			addr = a
-			if failingAt.IsZero() || time.Since(failingAt) < p.cfg.FailoverAfter {
-				conn, err := p.cfg.Dial(ctx, addr)
-				if err == nil {
-					l.mu.Lock()
-					l.addr, l.failingAt = addr, time.Time{}
-					l.mu.Unlock()
-					return conn, nil
-				}
-				l.mu.Lock()
-				if l.failingAt.IsZero() {
-					l.failingAt = time.Now()
-				}
-				l.mu.Unlock()
-				return nil, err
-			}
-		}
+	if acks > l.acksAtDial || active == 0 || l.failingAt.IsZero() {
+		l.failingAt = now // a new run of attempts starts with this one
 	}
-	// Fail over (or bind a link opened while no recorder was known).
+	l.acksAtDial = acks
+	bound, failingAt := l.bound, l.failingAt
+	l.mu.Unlock()
+
+	addr, alive := "", false
+	if bound != "" {
+		addr, alive = p.cfg.Recorders.Alive(bound)
+	}
+	if alive && now.Sub(failingAt) < p.cfg.FailoverAfter {
+		return p.dialTimeout(ctx, addr, p.cfg.FailoverAfter-now.Sub(failingAt))
+	}
+	if !alive && bound != "" && active == 0 && p.retire(l) {
+		return nil, errRetired
+	}
 	rec, ok := p.pickExcept(bound)
 	if !ok {
+		if alive {
+			return p.dialTimeout(ctx, addr, p.cfg.FailoverAfter)
+		}
 		return nil, callrec.Errorf(callrec.EUNAVAILABLE, "no recorder available for link %s (was on %q)", l.id, bound)
 	}
-	conn, err := p.cfg.Dial(ctx, rec.Addr)
+	conn, err := p.dialTimeout(ctx, rec.Addr, p.cfg.FailoverAfter)
 	if err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
-	if p.links[bound] == l {
+	if bound != "" && p.links[bound] == l {
 		delete(p.links, bound)
 	}
 	if p.links[rec.Name] == nil {
 		p.links[rec.Name] = l
 	}
-	p.mu.Unlock()
 	l.mu.Lock()
-	l.bound, l.addr, l.failingAt, l.opened = rec.Name, rec.Addr, time.Time{}, 0
+	l.bound, l.addr, l.failingAt, l.opened = rec.Name, rec.Addr, now, 0
 	l.mu.Unlock()
-	if bound != "" {
+	p.mu.Unlock()
+	if bound != "" && active > 0 {
 		p.failovers.Inc()
 		p.log.Warn("recorder lost: link moved to another recorder; unacknowledged frames are replayed there",
-			"link", l.id, "from", bound, "to", rec.Name, "streams", l.client.Active())
+			"link", l.id, "from", bound, "to", rec.Name, "streams", active, "alive", alive)
 	}
 	return conn, nil
+}
+
+// retire drops an idle link whose recorder left, unless a stream was
+// opened on it meanwhile.
+func (p *Placer) retire(l *recLink) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l.client.Active() > 0 {
+		return false
+	}
+	l.mu.Lock()
+	bound := l.bound
+	l.mu.Unlock()
+	if p.links[bound] == l {
+		delete(p.links, bound)
+	}
+	p.all = slices.DeleteFunc(p.all, func(x *recLink) bool { return x == l })
+	l.cancel()
+	p.log.Info("link retired: its recorder left", "link", l.id, "recorder", bound)
+	return true
+}
+
+func (p *Placer) dialTimeout(ctx context.Context, addr string, d time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(d, 100*time.Millisecond))
+	defer cancel()
+	return p.cfg.Dial(ctx, addr)
 }
 
 func (p *Placer) pickExcept(name string) (Recorder, bool) {
@@ -245,7 +291,9 @@ func (p *Placer) pickExcept(name string) (Recorder, bool) {
 			out = append(out, r)
 		}
 	}
-	return p.pick(out)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pickLocked(out)
 }
 
 // Connected reports whether every link is connected (for readiness).
