@@ -63,7 +63,26 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	closing  bool
+	draining bool
 	wg       sync.WaitGroup
+}
+
+// Drain makes the server refuse new upgrades (503, so a proxy tries
+// another adapter) while the open streams carry on to their end.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.draining {
+		s.draining = true
+		s.log.Info("draining: no new streams; open ones carry on", "active", len(s.sessions))
+	}
+}
+
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
 }
 
 // New returns a Server forwarding to rec. It refuses a configuration that
@@ -125,10 +144,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if s.closing {
+	if s.closing || s.draining {
 		s.mu.Unlock()
 		s.m.refused.WithLabelValues("shutting_down").Inc()
-		http.Error(w, "media adapter is shutting down", http.StatusServiceUnavailable)
+		http.Error(w, "media adapter is shutting down or draining", http.StatusServiceUnavailable)
 		return
 	}
 	s.wg.Add(1)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"callrec"
@@ -23,6 +24,7 @@ import (
 	"callrec/consolidation/store"
 	"callrec/consolidation/users"
 	"callrec/consolidation/web"
+	"callrec/pool"
 	"callrec/recorder"
 )
 
@@ -181,7 +183,9 @@ func runConsolidationCommand(ctx context.Context, args []string, stderr io.Write
 	httpAddr := fs.String("http-addr", "127.0.0.1:8085", "UI and API listen address")
 	ingestToken := fs.String("ingest-token", "", "bearer token recorders and the tracker present on the ingest API (required)")
 	recToken := fs.String("recorder-token", "", "bearer token for the recorders' API (their --api-token)")
-	fs.Var(nodes, "recorder-node", "a recorder node's API: ID=URL (repeat for each node)")
+	fs.Var(nodes, "recorder-node", "a recorder node's API: ID=URL (repeat for each node; with a pool, recorders are found there too)")
+	var pf poolFlags
+	pf.register(fs)
 	cc.register(fs)
 	lf.register(fs)
 	if err := parseFlags(fs, args, nil); err != nil {
@@ -199,7 +203,8 @@ func runConsolidationCommand(ctx context.Context, args []string, stderr io.Write
 		return err
 	}
 	defer c.close(log)
-	c.serve(cc, recsource.NewRemote(nodes, *recToken), nil, log)
+	remote := recsource.NewRemote(nodes, *recToken)
+	c.serve(cc, remote, nil, log)
 	reg := newRegistry()
 	mux := http.NewServeMux()
 	addOps(mux, reg, func() bool { return true })
@@ -210,12 +215,65 @@ func runConsolidationCommand(ctx context.Context, args []string, stderr io.Write
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
+	if pf.on() {
+		pc, err := pf.config(log, reg)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		var self atomic.Pointer[pool.Pool]
+		started := time.Now().UTC()
+		pc.Meta = func() pool.Meta {
+			return pool.Meta{Role: pool.RoleConsolidation, Version: callrec.Version, HTTPAddr: serviceAddr(&pf, ln.Addr(), self.Load()), Started: started}
+		}
+		p, err := pool.Join(ctx, pc)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		self.Store(p)
+		defer p.Leave(pool.DefaultLeaveTimeout)
+		go followRecorders(ctx, p, remote, log)
+	}
 	scheme := "http"
 	if cc.TLSCert != "" {
 		scheme = "https"
 	}
 	log.Info("consolidation running", "http_url", scheme+"://"+ln.Addr().String(), "recorder_nodes", nodes.String(), "version", callrec.Version)
 	return serveHTTPTLS(ctx, ln, mux, cc.TLSCert, cc.TLSKey, log, func() {})
+}
+
+// followRecorders keeps the remote recording source's node table in step
+// with the pool's recorders (node id → http://HTTPAddr).
+func followRecorders(ctx context.Context, p *pool.Pool, remote *recsource.Remote, log *slog.Logger) {
+	events, cancel := p.Subscribe()
+	defer cancel()
+	sync := func() {
+		for _, m := range p.Members() {
+			if m.Meta.Role == pool.RoleRecorder && m.Meta.RecorderNode != 0 && m.Meta.HTTPAddr != "" && m.State == pool.StateAlive {
+				remote.SetNode(m.Meta.RecorderNode, "http://"+m.Meta.HTTPAddr)
+			}
+		}
+	}
+	sync()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			m := ev.Member
+			if m.Meta.Role != pool.RoleRecorder || m.Meta.RecorderNode == 0 {
+				continue
+			}
+			if ev.Type == pool.EventLeave || ev.Type == pool.EventDead {
+				log.Info("recorder left the pool: its recordings are unavailable until it is back", "node", m.Meta.RecorderNode, "member", m.Name)
+			}
+			sync()
+		}
+	}
 }
 
 // serveHTTPTLS is serveHTTP with optional TLS.

@@ -34,6 +34,7 @@ Commands:
   user           add|list|passwd|disable|enable|set-role: users of the UI and API
                  ("callrec user add --role admin" bootstraps the first admin)
   token          create|list|revoke: API tokens for machines
+  pool           status | drain NODE: the pool's members; drain a node before a restart
   audit verify   check the audit trail's hash chain
   version        print the version
 
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSimulateCommand(ctx, rest, stdout, stderr)
 	case "consolidation":
 		return runConsolidationCommand(ctx, rest, stderr)
+	case "pool":
+		return runPoolCommand(ctx, rest, stdout, stderr)
 	case "token":
 		return runTokenCommand(ctx, rest, stdout, stderr)
 	case "user":

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,8 @@ import (
 	"callrec/internal/httpio"
 	"callrec/internal/link"
 	"callrec/mediaadapter"
+	"callrec/placement"
+	"callrec/pool"
 	"callrec/recorder"
 	"callrec/recorder/bolt"
 )
@@ -47,6 +50,9 @@ func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) er
 	apiToken := fs.String("api-token", "", "bearer token required on the recordings API (consolidation's --recorder-token)")
 	consURL := fs.String("consolidation-url", "", "consolidation's base URL: STARTED/STOPPED are sent to its ingest API")
 	ingestToken := fs.String("ingest-token", "", "bearer token for consolidation's ingest API")
+	capacity := fs.Int("capacity", 0, "most concurrent streams this node takes (announced to the pool; 0: unknown)")
+	var pf poolFlags
+	pf.register(fs)
 	lf.register(fs)
 	if err := parseFlags(fs, args, nil); err != nil {
 		return err
@@ -55,6 +61,8 @@ func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	ctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
 	nodeDir := filepath.Join(*dataDir, "recorder", strconv.Itoa(int(cfg.NodeID)))
 	if err := os.MkdirAll(nodeDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -99,7 +107,41 @@ func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) er
 		ln.Close()
 		return fmt.Errorf("http listener: %w", err)
 	}
-	log.Info("recorder running", "link_addr", ln.Addr().String(), "http_addr", httpLn.Addr().String(), "node", cfg.NodeID, "version", callrec.Version)
+	var members *pool.Pool
+	if pf.on() {
+		pc, err := pf.config(log, reg)
+		if err != nil {
+			ln.Close()
+			httpLn.Close()
+			return err
+		}
+		var draining atomic.Bool
+		var self atomic.Pointer[pool.Pool] // set once joined (Meta is called during Join too)
+		started := time.Now().UTC()
+		pc.Meta = func() pool.Meta {
+			return pool.Meta{Role: pool.RoleRecorder, Version: callrec.Version, Addr: serviceAddr(&pf, ln.Addr(), self.Load()),
+				HTTPAddr: serviceAddr(&pf, httpLn.Addr(), self.Load()), RecorderNode: cfg.NodeID, Capacity: *capacity,
+				Active: node.Active(), FreeDiskBytes: freeDisk(nodeDir), Draining: draining.Load(), Started: started}
+		}
+		pc.OnDrain = func() {
+			draining.Store(true)
+			log.Info("drain requested: no new streams are placed here; leaving once the open ones finish", "active", node.Active())
+			go drainThenStop(ctx, node.Active, stopAll, log)
+		}
+		if members, err = pool.Join(ctx, pc); err != nil {
+			ln.Close()
+			httpLn.Close()
+			return err
+		}
+		self.Store(members)
+		defer members.Leave(pool.DefaultLeaveTimeout)
+	}
+	poolAddr := ""
+	if members != nil {
+		poolAddr = members.Self().Addr
+	}
+	log.Info("recorder running", "link_addr", ln.Addr().String(), "http_addr", httpLn.Addr().String(), "node", cfg.NodeID,
+		"pool_addr", poolAddr, "version", callrec.Version)
 
 	// Stop order: the link first (adapters reconnect elsewhere or resume),
 	// then the node finishes what is open, then the API.
@@ -126,7 +168,7 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	mediaAddr := fs.String("media-addr", "127.0.0.1:8081", "Twilio Media Streams WebSocket listen address")
 	mediaPath := fs.String("media-path", "/media", "path of the Media Streams endpoint")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8083", "metrics and health listen address")
-	recAddr := fs.String("recorder", "127.0.0.1:8090", "link address of the recorder")
+	recAddr := fs.String("recorder", "127.0.0.1:8090", "link address of the recorder (without a pool; with --pool-seeds recorders are chosen from the pool per stream)")
 	retain := fs.Int("retain-bytes", link.DefaultRetainBytes, "per-stream budget of unacknowledged audio kept for replay")
 	tlsCert := fs.String("media-tls-cert", "", "certificate file: serve wss:// on the media address")
 	tlsKey := fs.String("media-tls-key", "", "key file for --media-tls-cert")
@@ -136,6 +178,8 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	fs.DurationVar(&mc.IdleTimeout, "idle-timeout", mediaadapter.DefaultIdleTimeout, "close a stream after this long without a message")
 	fs.DurationVar(&mc.StartTimeout, "start-timeout", mediaadapter.DefaultStartTimeout, "close a socket that sends no start within this long")
 	fs.Int64Var(&mc.ReadLimit, "read-limit", mediaadapter.DefaultReadLimit, "largest Media Streams message accepted, bytes")
+	var pf poolFlags
+	pf.register(fs)
 	lf.register(fs)
 	if err := parseFlags(fs, args, map[string]string{"twilio-auth-token": "TWILIO_AUTH_TOKEN"}); err != nil {
 		return err
@@ -144,6 +188,8 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	ctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
 	ln, err := net.Listen("tcp", *mediaAddr)
 	if err != nil {
 		return fmt.Errorf("media listener: %w", err)
@@ -156,20 +202,68 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	}
 	mc.NodeID = link.NewAdapterID("mediaadapter")
 	reg := newRegistry()
-	var d net.Dialer
-	client := link.NewClient(link.ClientConfig{AdapterID: mc.NodeID, RetainBytes: *retain, Log: log.With(callrec.LogKeyComponent, "link"),
-		Dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", *recAddr) }})
-	media, err := mediaadapter.New(mc, client, log, reg)
+	linkCtx, stopLink := context.WithCancel(context.Background())
+	defer stopLink()
+	// The recorder side: one recorder (--recorder), or the pool's recorders
+	// chosen per stream with failover (--pool-seeds).
+	var (
+		opener mediaadapter.Opener
+		links  interface {
+			Connected() bool
+			Wait(context.Context) error
+		}
+		runLink func()
+		members *pool.Pool
+		media   *mediaadapter.Server
+		self    atomic.Pointer[mediaadapter.Server]
+		poolP   atomic.Pointer[pool.Pool]
+	)
+	if pf.on() {
+		pc, err := pf.config(log, reg)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		started := time.Now().UTC()
+		pc.Meta = func() pool.Meta {
+			m := pool.Meta{Role: pool.RoleMediaAdapter, Version: callrec.Version, Addr: serviceAddr(&pf, ln.Addr(), poolP.Load()), Started: started}
+			if s := self.Load(); s != nil {
+				m.Active, m.Draining = s.Active(), s.Draining()
+			}
+			return m
+		}
+		pc.OnDrain = func() {
+			if s := self.Load(); s != nil {
+				s.Drain()
+				go drainThenStop(ctx, s.Active, stopAll, log)
+			}
+		}
+		if members, err = pool.Join(ctx, pc); err != nil {
+			ln.Close()
+			return err
+		}
+		poolP.Store(members)
+		defer members.Leave(pool.DefaultLeaveTimeout)
+		placer := placement.New(linkCtx, placement.Config{AdapterID: mc.NodeID, Recorders: recorderView{members}, RetainBytes: *retain,
+			Log: log, Registerer: reg})
+		opener, links, runLink = placer, placer, placer.Done
+	} else {
+		var d net.Dialer
+		client := link.NewClient(link.ClientConfig{AdapterID: mc.NodeID, RetainBytes: *retain, Log: log.With(callrec.LogKeyComponent, "link"),
+			Dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", *recAddr) }})
+		opener, links, runLink = client, client, func() { _ = client.Run(linkCtx) }
+	}
+	media, err = mediaadapter.New(mc, opener, log, reg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	self.Store(media)
 	mux := http.NewServeMux()
 	mux.Handle(*mediaPath, media)
 	mediaSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	linkCtx, stopLink := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = client.Run(linkCtx) })
+	wg.Go(runLink)
 	wg.Go(func() {
 		var err error
 		if *tlsCert != "" {
@@ -182,7 +276,7 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 		}
 	})
 	ops := http.NewServeMux()
-	addOps(ops, reg, client.Connected)
+	addOps(ops, reg, func() bool { return links.Connected() && !media.Draining() })
 	httpLn, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
 		stopLink()
@@ -190,8 +284,12 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 		wg.Wait()
 		return fmt.Errorf("http listener: %w", err)
 	}
+	poolAddr := ""
+	if members != nil {
+		poolAddr = members.Self().Addr
+	}
 	log.Info("media adapter running", "media_addr", ln.Addr().String(), "public_url", mc.PublicURL, "recorder", *recAddr,
-		"http_addr", httpLn.Addr().String(), "version", callrec.Version)
+		"http_addr", httpLn.Addr().String(), "pool_addr", poolAddr, "version", callrec.Version)
 	return serveHTTP(ctx, httpLn, ops, log, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -199,7 +297,7 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 		if err := media.Shutdown(sctx); err != nil {
 			log.Error("media shutdown", callrec.LogKeyErr, err)
 		}
-		if err := client.Wait(sctx); err != nil {
+		if err := links.Wait(sctx); err != nil {
 			log.Error("waiting for recorder", callrec.LogKeyErr, err)
 		}
 		stopLink()
