@@ -25,6 +25,7 @@ Usage:
 Commands:
   run            every role in one process: media adapter, recorder, CTI path,
                  consolidation, web UI and API (--demo: simulated calls)
+  lb             the WebSocket-aware load balancer in front of the adapters of a pool
   mediaadapter   the Twilio Media Streams adapter alone (forwards to a recorder)
   recorder       the recorder alone (accepts adapters on its link port)
   tracker        the tracker and Stream Manager alone (CTI events in, Start/Stop Stream out)
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSimulateCommand(ctx, rest, stdout, stderr)
 	case "consolidation":
 		return runConsolidationCommand(ctx, rest, stderr)
+	case "lb":
+		return runLBCommand(ctx, rest, stderr)
 	case "pool":
 		return runPoolCommand(ctx, rest, stdout, stderr)
 	case "token":

@@ -167,3 +167,59 @@ func TestPoolPlacementFailoverAndDrain(t *testing.T) {
 		t.Errorf("drained recorder still running; drain said: %s", out.String())
 	}
 }
+
+// TestPoolThroughLB sends signed calls through `callrec lb` to two media
+// adapters found in the pool: the signature (for the lb's public URL) holds
+// through the proxy, the calls spread over the adapters, and every call is
+// recorded completely.
+func TestPoolThroughLB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	rec := startChild(t, "recorder running", "recorder", "--data-dir", t.TempDir(), "--node-id", "4", "--link-addr", "127.0.0.1:0",
+		"--http-addr", "127.0.0.1:0", "--flush-interval", "100ms", "--pool-bind", "127.0.0.1:0", "--pool-fast", "--pool-name", "rec4")
+	seed := rec.fields["pool_addr"].(string)
+	bal := startChild(t, "lb running", "lb", "--listen-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--pool-seeds", seed, "--pool-bind", "127.0.0.1:0", "--pool-fast", "--pool-name", "lb1")
+	public := "ws://" + bal.fields["listen_addr"].(string) + "/media"
+	var adapters []*proc
+	for _, name := range []string{"ad1", "ad2"} {
+		adapters = append(adapters, startChild(t, "media adapter running", "mediaadapter", "--media-addr", "127.0.0.1:0",
+			"--http-addr", "127.0.0.1:0", "--twilio-auth-token", testToken, "--public-url", public,
+			"--pool-seeds", seed, "--pool-bind", "127.0.0.1:0", "--pool-fast", "--pool-name", name))
+	}
+	lbHTTP := bal.fields["http_addr"].(string)
+	callrectest.Eventually(t, 20*time.Second, "the lb sees both adapters", func() bool {
+		return poolMetric(t, lbHTTP, `callrec_pool_members{role="mediaadapter",state="alive"}`) == 2
+	})
+	for _, a := range adapters {
+		callrectest.Eventually(t, 20*time.Second, "the adapters see the recorder", func() bool {
+			return poolMetric(t, a.fields["http_addr"].(string), `callrec_pool_members{role="recorder",state="alive"}`) == 1
+		})
+	}
+	const calls = 10
+	sum, err := simulate.Run(t.Context(), simulate.Config{URL: public, AuthToken: testToken, Calls: calls, Duration: 3 * time.Second, KeepAudio: true})
+	if err != nil || sum.Failed != 0 {
+		t.Fatalf("simulate through the lb: %v, %d failed", err, sum.Failed)
+	}
+	for i, a := range adapters {
+		n := poolMetric(t, a.fields["http_addr"].(string), "callrec_media_connections_accepted_total")
+		if n < calls/2-1 || n > calls/2+1 {
+			t.Errorf("adapter %d accepted %v of %d calls, want %d±1", i+1, n, calls, calls/2)
+		}
+	}
+	recHTTP := rec.fields["http_addr"].(string)
+	for _, c := range sum.Calls {
+		var segs []*callrec.Recording
+		callrectest.Eventually(t, 10*time.Second, "the recording of "+c.StreamSID+" finished", func() bool {
+			var list recorder.ListResponse
+			getJSON(t, "http://"+recHTTP+"/api/recordings?stream_sid="+c.StreamSID, &list)
+			segs = list.Recordings
+			return len(segs) == 1 && segs[0].State != callrec.StateRecording
+		})
+		r := segs[0]
+		if r.State != callrec.StateComplete || r.Accounting.Tracks[0].Missing != 0 || r.Accounting.Tracks[1].Missing != 0 {
+			t.Errorf("call %d: %s with %d+%d missing", c.Index, r.State, r.Accounting.Tracks[0].Missing, r.Accounting.Tracks[1].Missing)
+		}
+	}
+}
