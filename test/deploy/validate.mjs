@@ -193,7 +193,7 @@ function loadFlags(res) {
     }
   }
   const known = new Map();
-  const cmds = new Set(["run", "recorder", "mediaadapter", "tracker", "eventadapter", "consolidation", ...upcoming.keys()]);
+  const cmds = new Set(["run", "recorder", "mediaadapter", "tracker", "eventadapter", "consolidation", "lb", "pool drain", "pool status", ...upcoming.keys()]);
   for (const cmd of cmds) {
     const r = spawnSync(bin, [...cmd.split(" "), "--help"], { encoding: "utf8" });
     const out = `${r.stdout}\n${r.stderr}`;
