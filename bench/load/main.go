@@ -109,7 +109,18 @@ func startFloor() (*server, error) {
 	return &server{name: "floor", cmd: cmd, mediaURL: "ws://" + strings.TrimSpace(strings.TrimPrefix(line, "listening ")) + "/media"}, nil
 }
 
+// apiToken is the admin API token the load tool reads recordings with.
+var apiToken string
+
 func startRun(bin, dataDir string) (*server, error) {
+	// The API needs a token: make one for this data dir (offline, before
+	// run opens the user store).
+	name := fmt.Sprintf("load-%d-%d", os.Getpid(), time.Now().UnixNano())
+	out, err := exec.Command(bin, "token", "create", "--data-dir", dataDir, "--name", name, "--role", "admin").Output()
+	if err != nil {
+		return nil, fmt.Errorf("token create: %w", err)
+	}
+	apiToken = strings.TrimSpace(string(out))
 	cmd := exec.Command(bin, "run", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--media-addr", "127.0.0.1:0",
 		"--twilio-auth-token", token, "--log-level", "info", "--log-format", "json")
 	errp, err := cmd.StderrPipe()
@@ -276,7 +287,14 @@ func verify(httpURL string, sum *simulate.Summary) (lost int64, incomplete int, 
 }
 
 func getJSON(u string, v any) error {
-	resp, err := http.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if apiToken != "" {
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
