@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -318,10 +317,4 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, p *princi
 		body.CSRFToken = p.sess.csrf
 	}
 	httpio.JSON(w, http.StatusOK, body)
-}
-
-// errIs reports whether err carries code.
-func errIs(err error, code string) bool {
-	var e *callrec.Error
-	return errors.As(err, &e) && e.Code == code
 }
