@@ -134,6 +134,26 @@ func freeDisk(dir string) uint64 {
 	return free &^ (1<<30 - 1)
 }
 
+// announceActive re-announces the local metadata soon after active()
+// changes (placement elsewhere reads it), instead of waiting for the
+// pool's periodic refresh.
+func announceActive(ctx context.Context, p *pool.Pool, active func() int) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	last := -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := active(); n != last {
+			last = n
+			_ = p.Update()
+		}
+	}
+}
+
 // recorderView is placement's view of the pool: live, non-draining
 // recorders.
 type recorderView struct{ p *pool.Pool }

@@ -135,6 +135,7 @@ func runRecorderCommand(ctx context.Context, args []string, stderr io.Writer) er
 		}
 		self.Store(members)
 		defer members.Leave(pool.DefaultLeaveTimeout)
+		go announceActive(ctx, members, node.Active)
 	}
 	poolAddr := ""
 	if members != nil {
@@ -259,6 +260,9 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 		return err
 	}
 	self.Store(media)
+	if members != nil {
+		go announceActive(ctx, members, media.Active)
+	}
 	mux := http.NewServeMux()
 	mux.Handle(*mediaPath, media)
 	mediaSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
