@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"callrec/internal/callrectest"
 	"callrec/internal/ws"
 	"callrec/lb"
 )
@@ -87,15 +88,15 @@ func TestFailover(t *testing.T) {
 				t.Fatalf("landed on %q, want good", h.Backend)
 			}
 			echo(t, c, false, []byte("after failover"))
-			if got := metric(t, l.reg, "callrec_lb_retries_total", nil); got != tt.retries {
+			if got := callrectest.Metric(t, l.reg, "callrec_lb_retries_total", nil); got != tt.retries {
 				t.Errorf("callrec_lb_retries_total = %v, want %v", got, tt.retries)
 			}
 			for _, b := range bs[:len(bs)-1] {
-				if got := metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": b.Name, "outcome": "failed"}); got != 1 {
+				if got := callrectest.Metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": b.Name, "outcome": "failed"}); got != 1 {
 					t.Errorf("callrec_lb_upgrades_total{backend=%s,outcome=failed} = %v, want 1", b.Name, got)
 				}
 			}
-			if got := metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": "good", "outcome": "switched"}); got != 1 {
+			if got := callrectest.Metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": "good", "outcome": "switched"}); got != 1 {
 				t.Errorf("callrec_lb_upgrades_total{backend=good,outcome=switched} = %v, want 1", got)
 			}
 		})
@@ -145,12 +146,12 @@ func TestFailover_Unavailable(t *testing.T) {
 			if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable {
 				t.Errorf("dial error = %v, want a 503 handshake error", err)
 			}
-			if got := metric(t, l.reg, "callrec_lb_unavailable_total", nil); got != 2 {
+			if got := callrectest.Metric(t, l.reg, "callrec_lb_unavailable_total", nil); got != 2 {
 				t.Errorf("callrec_lb_unavailable_total = %v, want 2", got)
 			}
 			var failed float64
 			for _, b := range bs {
-				failed += metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": b.Name, "outcome": "failed"})
+				failed += callrectest.Metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": b.Name, "outcome": "failed"})
 			}
 			if failed != 2*tt.failed {
 				t.Errorf("failed attempts = %v, want %v", failed, 2*tt.failed)
@@ -172,10 +173,10 @@ func TestFailover_RefusalPassesThrough(t *testing.T) {
 	if n := good.upgrades.Load(); n != 0 {
 		t.Errorf("another backend got %d upgrades after a refusal", n)
 	}
-	if got := metric(t, l.reg, "callrec_lb_retries_total", nil); got != 0 {
+	if got := callrectest.Metric(t, l.reg, "callrec_lb_retries_total", nil); got != 0 {
 		t.Errorf("callrec_lb_retries_total = %v, want 0", got)
 	}
-	if got := metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": "strict", "outcome": "refused"}); got != 1 {
+	if got := callrectest.Metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": "strict", "outcome": "refused"}); got != 1 {
 		t.Errorf("callrec_lb_upgrades_total{backend=strict,outcome=refused} = %v, want 1", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"callrec/internal/callrectest"
 	"callrec/internal/ws"
 	"callrec/lb"
 )
@@ -88,7 +89,7 @@ func TestPick_LeastLoaded(t *testing.T) {
 	for i := range 5 {
 		pick(13 + i)
 	}
-	if got := metric(t, l.reg, "callrec_lb_picks_total", map[string]string{"backend": "c"}); got != float64(m.own["c"]+1) {
+	if got := callrectest.Metric(t, l.reg, "callrec_lb_picks_total", map[string]string{"backend": "c"}); got != float64(m.own["c"]+1) {
 		t.Errorf("callrec_lb_picks_total{backend=c} = %v, want %d", got, m.own["c"]+1)
 	}
 }
@@ -198,7 +199,7 @@ func TestPick_BackendLeaves(t *testing.T) {
 		}
 	}
 	echo(t, ca, false, []byte("still recording"))
-	if got := metric(t, l.reg, "callrec_lb_connections_active", map[string]string{"backend": "a"}); got != 1 {
+	if got := callrectest.Metric(t, l.reg, "callrec_lb_connections_active", map[string]string{"backend": "a"}); got != 1 {
 		t.Errorf("callrec_lb_connections_active{backend=a} = %v, want 1", got)
 	}
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"callrec/internal/callrectest"
 	"callrec/lb"
 )
 
@@ -47,7 +48,7 @@ func TestProxy_EchoBothWays(t *testing.T) {
 	if got := l.Active(); got != 1 {
 		t.Errorf("Active() = %d, want 1", got)
 	}
-	if got := metric(t, l.reg, "callrec_lb_connections_active", map[string]string{"backend": "a"}); got != 1 {
+	if got := callrectest.Metric(t, l.reg, "callrec_lb_connections_active", map[string]string{"backend": "a"}); got != 1 {
 		t.Errorf("callrec_lb_connections_active{backend=a} = %v, want 1", got)
 	}
 
@@ -57,7 +58,7 @@ func TestProxy_EchoBothWays(t *testing.T) {
 	}
 	waitFor(t, "backend socket to close", func() bool { return a.active.Load() == 0 })
 	waitFor(t, "lb to count the connection gone", func() bool { return l.Active() == 0 })
-	if got := metric(t, l.reg, "callrec_lb_connections_active", map[string]string{"backend": "a"}); got != 0 {
+	if got := callrectest.Metric(t, l.reg, "callrec_lb_connections_active", map[string]string{"backend": "a"}); got != 0 {
 		t.Errorf("callrec_lb_connections_active{backend=a} = %v after close, want 0", got)
 	}
 }
@@ -198,7 +199,7 @@ func TestProxy_RefusesOtherRequests(t *testing.T) {
 	if n := a.upgrades.Load(); n != 0 {
 		t.Errorf("backend accepted %d upgrades, want 0", n)
 	}
-	if got := metric(t, l.reg, "callrec_lb_requests_rejected_total", map[string]string{"reason": "bad_handshake"}); got != 2 {
+	if got := callrectest.Metric(t, l.reg, "callrec_lb_requests_rejected_total", map[string]string{"reason": "bad_handshake"}); got != 2 {
 		t.Errorf("callrec_lb_requests_rejected_total{reason=bad_handshake} = %v, want 2", got)
 	}
 }

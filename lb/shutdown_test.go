@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"callrec/internal/callrectest"
 	"callrec/lb"
 )
 
@@ -110,7 +111,7 @@ func TestShutdown_CutsUpgradeInProgress(t *testing.T) {
 		got <- answer{res.StatusCode, string(b[:n])}
 	}()
 	waitFor(t, "the upgrade to reach the backend", func() bool {
-		return metric(t, l.reg, "callrec_lb_picks_total", map[string]string{"backend": "slow"}) == 1
+		return callrectest.Metric(t, l.reg, "callrec_lb_picks_total", map[string]string{"backend": "slow"}) == 1
 	})
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -126,7 +127,7 @@ func TestShutdown_CutsUpgradeInProgress(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("the client got no answer")
 	}
-	if got := metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": "slow", "outcome": "canceled"}); got != 1 {
+	if got := callrectest.Metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": "slow", "outcome": "canceled"}); got != 1 {
 		t.Errorf("callrec_lb_upgrades_total{backend=slow,outcome=canceled} = %v, want 1", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"callrec"
+	"callrec/internal/callrectest"
 	"callrec/internal/link"
 	"callrec/internal/twilio"
 	"callrec/internal/ws"
@@ -134,7 +135,7 @@ func TestSignature_VerifiedThroughLB(t *testing.T) {
 			}
 		})
 	}
-	if got := metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": "adapter-1", "outcome": "refused"}); got != 6 {
+	if got := callrectest.Metric(t, l.reg, "callrec_lb_upgrades_total", map[string]string{"backend": "adapter-1", "outcome": "refused"}); got != 6 {
 		t.Errorf("callrec_lb_upgrades_total{outcome=refused} = %v, want 6", got)
 	}
 }

@@ -85,7 +85,7 @@ func testFailover(t *testing.T, stillAlive bool, failoverAfter time.Duration) {
 		return true
 	})
 	for _, name := range []string{"rec-a", "rec-b"} {
-		if got := metric(t, reg, "callrec_placements_total", map[string]string{"recorder": name}); got != 2 {
+		if got := callrectest.Metric(t, reg, "callrec_placements_total", map[string]string{"recorder": name}); got != 2 {
 			t.Errorf("callrec_placements_total{recorder=%q} = %v, want 2", name, got)
 		}
 	}
@@ -159,10 +159,10 @@ func testFailover(t *testing.T, stillAlive bool, failoverAfter time.Duration) {
 		t.Logf("%s: %s has chunks 1..%d, %s continues from %d (offset %d ms), moved after %v", c.info.StreamSID,
 			sa[0].INUM, sa[0].Accounting.Tracks[0].LastChunk, sb[0].INUM, sb[0].Accounting.Tracks[0].FirstChunk, sb[0].Audio.OffsetMS, moved)
 	}
-	if got := metric(t, reg, "callrec_failovers_total", nil); got != 1 {
+	if got := callrectest.Metric(t, reg, "callrec_failovers_total", nil); got != 1 {
 		t.Errorf("callrec_failovers_total = %v after one link moved, want 1", got)
 	}
-	if got := metric(t, reg, "callrec_placements_total", map[string]string{"recorder": "rec-b"}); got != 2 {
+	if got := callrectest.Metric(t, reg, "callrec_placements_total", map[string]string{"recorder": "rec-b"}); got != 2 {
 		t.Errorf("callrec_placements_total{recorder=\"rec-b\"} = %v, want 2: a failover is no placement", got)
 	}
 	if n := p.Active(); n != 0 {
@@ -295,7 +295,7 @@ func TestFailoverRecorderStopsAcknowledging(t *testing.T) {
 	waitUntil(t, link.DefaultAckTimeout+6*time.Second, func() bool { return len(b.segments(t, c.info.StreamSID)) == 1 }, func() string {
 		return fmt.Sprintf("rec-a never acknowledges; %v after the link's ack timeout (%v) the stream is not on rec-b "+
 			"(failovers %v, acked %d): the link drops the connection, but dial redials rec-a since its TCP dial succeeds",
-			6*time.Second, link.DefaultAckTimeout, metric(t, reg, "callrec_failovers_total", nil), c.s.Acked())
+			6*time.Second, link.DefaultAckTimeout, callrectest.Metric(t, reg, "callrec_failovers_total", nil), c.s.Acked())
 	})
 	c.send(5)
 	c.stop()
@@ -356,7 +356,7 @@ func TestLinkReturnsToOnlyRecorder(t *testing.T) {
 		t.Fatalf("%d segments on rec-a, want 1 (the stream resumed on its recording)", len(segs))
 	}
 	checkWhole(t, a, segs[0], c)
-	if got := metric(t, reg, "callrec_failovers_total", nil); got != 0 {
+	if got := callrectest.Metric(t, reg, "callrec_failovers_total", nil); got != 0 {
 		t.Errorf("callrec_failovers_total = %v, want 0: the link came back to its recorder", got)
 	}
 }
@@ -392,7 +392,7 @@ func TestDrainedRecorderLeavingIsNoFailover(t *testing.T) {
 	callrectest.Eventually(t, waitTimeout, "the placer to notice rec-a left and be connected", func() bool {
 		return m.aliveAsked("rec-a", left) && p.Connected()
 	})
-	if got := metric(t, reg, "callrec_failovers_total", nil); got != 0 {
+	if got := callrectest.Metric(t, reg, "callrec_failovers_total", nil); got != 0 {
 		t.Errorf("callrec_failovers_total = %v after a drained recorder with no streams left, want 0: "+
 			"its idle link was 'failed over' (and a second link to rec-b opened)", got)
 	}

@@ -365,34 +365,6 @@ func newPlacer(t testing.TB, cfg placement.Config) (*placement.Placer, *promethe
 	return p, reg, cancel
 }
 
-// metric returns the value of counter name with labels (0 if absent).
-func metric(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
 // call is one Media Stream fed the way the media adapter's read loop does:
 // Open on start, Frame per media message (both tracks, chunk by chunk),
 // Close on stop. Only one goroutine at a time may use it.

@@ -19,7 +19,7 @@ func TestOpenBeforeAnyRecorder(t *testing.T) {
 	p, reg, _ := newPlacer(t, placement.Config{Recorders: m})
 	c := openCall(t, p, 0)
 	c.send(20)
-	if got := metric(t, reg, "callrec_placement_no_recorder_total", nil); got != 1 {
+	if got := callrectest.Metric(t, reg, "callrec_placement_no_recorder_total", nil); got != 1 {
 		t.Errorf("callrec_placement_no_recorder_total = %v, want 1", got)
 	}
 	if p.Active() != 1 {
@@ -43,7 +43,7 @@ func TestOpenBeforeAnyRecorder(t *testing.T) {
 		t.Fatalf("%d recordings of the stream on rec-a, want 1", len(segs))
 	}
 	checkWhole(t, a, segs[0], c)
-	if got := metric(t, reg, "callrec_failovers_total", nil); got != 0 {
+	if got := callrectest.Metric(t, reg, "callrec_failovers_total", nil); got != 0 {
 		t.Errorf("callrec_failovers_total = %v: binding a waiting link is no failover", got)
 	}
 }
@@ -211,7 +211,7 @@ func TestMetricsRegistered(t *testing.T) {
 		if !got[name] {
 			t.Errorf("%s not registered (have %v)", name, got)
 		}
-		if v := metric(t, reg, name, nil); v != 0 {
+		if v := callrectest.Metric(t, reg, name, nil); v != 0 {
 			t.Errorf("%s = %v at start, want 0", name, v)
 		}
 	}

@@ -53,11 +53,11 @@ func TestSpreadEqualRecorders(t *testing.T) {
 		if !near(got[r.name], 30, 3) {
 			t.Errorf("%s got %d of 90 streams over 3 equal recorders, want 30±3 (all: %v)", r.name, got[r.name], got)
 		}
-		if c := metric(t, reg, "callrec_placements_total", map[string]string{"recorder": r.name}); int(c) != got[r.name] {
+		if c := callrectest.Metric(t, reg, "callrec_placements_total", map[string]string{"recorder": r.name}); int(c) != got[r.name] {
 			t.Errorf("callrec_placements_total{recorder=%q} = %v, but it has %d recordings", r.name, c, got[r.name])
 		}
 	}
-	if c := metric(t, reg, "callrec_placement_no_recorder_total", nil); c != 0 {
+	if c := callrectest.Metric(t, reg, "callrec_placement_no_recorder_total", nil); c != 0 {
 		t.Errorf("callrec_placement_no_recorder_total = %v with recorders available, want 0", c)
 	}
 }

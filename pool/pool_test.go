@@ -605,7 +605,7 @@ func TestMeta_TooLarge(t *testing.T) {
 		t.Errorf("Update with oversize meta = %v, want ErrInvalidMeta", err)
 	}
 	callrectest.Eventually(t, 5*time.Second, "refresh refuses the oversize meta", func() bool {
-		return counter(t, reg, "callrec_pool_meta_announce_errors_total", nil) > 0
+		return callrectest.Metric(t, reg, "callrec_pool_meta_announce_errors_total", nil) > 0
 	})
 	b.setMeta(func(m *pool.Meta) { m.Addr = "10.0.12.2:7071"; m.Active = 3 })
 	if err := b.Update(); err != nil {
@@ -646,44 +646,10 @@ func TestSubscribe_CancelAndMetrics(t *testing.T) {
 	cancel()       // idempotent
 	for range ch { // closed after cancel
 	}
-	if got := counter(t, reg, "callrec_pool_members", map[string]string{"role": "recorder", "state": "alive"}); got != 1 {
+	if got := callrectest.Metric(t, reg, "callrec_pool_members", map[string]string{"role": "recorder", "state": "alive"}); got != 1 {
 		t.Errorf("members{recorder,alive} = %v, want 1", got)
 	}
-	if got := counter(t, reg, "callrec_pool_events_total", map[string]string{"type": "join"}); got < 2 {
+	if got := callrectest.Metric(t, reg, "callrec_pool_events_total", map[string]string{"type": "join"}); got < 2 {
 		t.Errorf("events_total{join} = %v, want ≥ 2 (self and r)", got)
 	}
-}
-
-// counter returns the value of the metric called name whose labels include
-// labels (0 when absent).
-func counter(tb testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	tb.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for k, v := range labels {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == k && lp.GetValue() == v {
-						found = true
-					}
-				}
-				if !found {
-					continue metrics
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }

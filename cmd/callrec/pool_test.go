@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
-	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,22 +15,15 @@ import (
 	"callrec/simulate"
 )
 
-// poolMetric reads one sample of a Prometheus text exposition.
+// poolMetric reads one sample of a node's /metrics (-1 while the node does
+// not answer).
 func poolMetric(t *testing.T, httpAddr, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	v, err := readMetric("http://"+httpAddr, sample)
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	return v
 }
 
 func recordingsOf(t *testing.T, httpAddr string) []*callrec.Recording {

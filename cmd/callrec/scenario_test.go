@@ -223,9 +223,19 @@ func scenarioRecordings(t *testing.T, s *system, callSID string) []callrec.Recor
 // scenarioMetric reads a counter from /metrics (0 when absent).
 func scenarioMetric(t *testing.T, s *system, series string) int {
 	t.Helper()
-	resp, err := http.Get(s.HTTPURL + "/metrics")
+	v, err := readMetric(s.HTTPURL, series)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return int(v)
+}
+
+// readMetric reads one sample (name and labels as exposed) from
+// baseURL/metrics; 0 when absent.
+func readMetric(baseURL, series string) (float64, error) {
+	resp, err := http.Get(baseURL + "/metrics")
+	if err != nil {
+		return 0, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -234,12 +244,12 @@ func scenarioMetric(t *testing.T, s *system, series string) int {
 		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				t.Fatalf("metric %s: %q", series, v)
+				return 0, fmt.Errorf("metric %s: %q", series, v)
 			}
-			return int(f)
+			return f, nil
 		}
 	}
-	return 0
+	return 0, sc.Err()
 }
 
 // scenarioJoined checks consolidation's call record of a played call: the
