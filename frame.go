@@ -1,6 +1,9 @@
 package callrec
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Track is one direction of a call leg's audio.
 type Track uint8
@@ -71,6 +74,52 @@ type StreamInfo struct {
 	StartedAt        time.Time         `json:"started_at"` // when the adapter received start
 	Adapter          string            `json:"adapter"`    // node id of the media adapter
 	Remote           string            `json:"remote"`     // remote address of Twilio's socket
+	// Pair is set on a stream that is one of several Twilio streams of the
+	// same call carrying the same audio (dual-stream capture): a recorder
+	// merges the copies of a pair into one recording.
+	Pair *StreamPair `json:"pair,omitempty"`
+	// Replica is 1 or 2 when the adapter writes the stream to two recorders
+	// at once (dual recording), 0 when it writes it to one.
+	Replica int `json:"replica,omitempty"`
+}
+
+// Custom parameters the tracker sets on the streams of a dual-stream pair.
+const (
+	ParamPair   = "pair"   // the pair's group: the same on every copy
+	ParamCopy   = "copy"   // which copy: "1", "2", …
+	ParamCopies = "copies" // how many copies were started
+)
+
+// MaxCopies bounds the copies of a pair: Twilio allows four streams per call.
+const MaxCopies = 4
+
+// StreamPair identifies a stream as one copy of a dual-stream pair.
+type StreamPair struct {
+	Group  string `json:"group"`  // same for every copy (the tracker's stream name, without restart suffix)
+	Copy   int    `json:"copy"`   // 1..Copies
+	Copies int    `json:"copies"` // copies started (2 for dual streams)
+}
+
+// PairFromParams reads a stream's pair from its custom parameters: nil when
+// the stream is not part of a pair, an error when the parameters are there
+// but malformed.
+func PairFromParams(p map[string]string) (*StreamPair, error) {
+	g, ok := p[ParamPair]
+	if !ok {
+		return nil, nil
+	}
+	if g == "" || len(g) > 256 {
+		return nil, Errorf(EINVALID, "custom parameter %s: want 1..256 characters, got %d", ParamPair, len(g))
+	}
+	c, err := strconv.Atoi(p[ParamCopy])
+	if err != nil || c < 1 || c > MaxCopies {
+		return nil, Errorf(EINVALID, "custom parameter %s=%q: want 1..%d", ParamCopy, p[ParamCopy], MaxCopies)
+	}
+	n, err := strconv.Atoi(p[ParamCopies])
+	if err != nil || n < c || n > MaxCopies {
+		return nil, Errorf(EINVALID, "custom parameter %s=%q: want %d..%d", ParamCopies, p[ParamCopies], c, MaxCopies)
+	}
+	return &StreamPair{Group: g, Copy: c, Copies: n}, nil
 }
 
 // HasTrack reports whether the stream carries track t.

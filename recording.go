@@ -90,6 +90,41 @@ type Accounting struct {
 	// Patched counts frames that arrived after their place had been written
 	// and were written into the file in place.
 	Patched int64 `json:"patched"`
+	// Copies lists the streams merged into a dual-stream recording, in the
+	// order they joined; empty for a recording of one stream.
+	Copies []CopyAccounting `json:"copies,omitempty"`
+}
+
+// Alignments of a copy in a merged recording.
+const (
+	AlignOrigin  = "origin"  // the first copy: its stream time is the recording's
+	AlignContent = "content" // placed where its audio matched the audio already recorded
+	AlignClock   = "clock"   // placed by the adapters' clocks (no unique audio match was found)
+)
+
+// CopyAccounting is what one stream of a dual-stream pair brought to the
+// merged recording. Frames count both tracks.
+type CopyAccounting struct {
+	Copy        int       `json:"copy"`
+	StreamSID   string    `json:"stream_sid"`
+	Adapter     string    `json:"adapter"`
+	Alignment   string    `json:"alignment"`
+	OffsetMS    int64     `json:"offset_ms"`    // the copy's stream time 0 on the recording's timeline
+	Received    int64     `json:"received"`     // frames received (duplicates included)
+	Supplied    int64     `json:"supplied"`     // frames written from this copy (it brought them first)
+	Redundant   int64     `json:"redundant"`    // frames another copy had already brought
+	BeforeStart int64     `json:"before_start"` // frames before the recording's first sample (not written)
+	JoinedAt    time.Time `json:"joined_at"`
+	EndedAt     time.Time `json:"ended_at,omitzero"`
+	EndReason   string    `json:"end_reason,omitempty"`
+}
+
+// SupplyRun says which copy supplied a run of a track's chunks in a merged
+// recording (chunks on the recording's timeline).
+type SupplyRun struct {
+	Copy      int    `json:"copy"`
+	FromChunk uint32 `json:"from_chunk"`
+	ToChunk   uint32 `json:"to_chunk"`
 }
 
 // TrackAccounting is the frame accounting of one track.
@@ -106,6 +141,10 @@ type TrackAccounting struct {
 	Gaps       []Gap  `json:"gaps"`          // in time order
 	GapsOmit   int64  `json:"gaps_omitted"`  // gaps beyond the listed ones
 	Overflow   int64  `json:"overflow_drop"` // frames the adapter dropped to protect Twilio's socket
+	// Supply says which copy supplied which chunks (merged recordings only);
+	// SupplyOmit counts runs beyond the listed ones.
+	Supply     []SupplyRun `json:"supply,omitempty"`
+	SupplyOmit int64       `json:"supply_omitted,omitempty"`
 }
 
 // GapCause says why a stretch of a track is silence.
