@@ -72,15 +72,24 @@ func (n *Node) flushAll() {
 	for _, r := range n.snapshotActive() {
 		r.mu.Lock()
 		skip := r.closing != nil
-		lost := r.replier == nil && !r.detachedAt.IsZero() && time.Since(r.detachedAt) > n.cfg.ResumeGrace
-		if lost {
-			r.closing = &link.Close{Reason: callrec.EndLinkLost}
+		var reason, detail string
+		var done bool
+		switch {
+		case skip:
+		case r.pair != nil:
+			reason, detail, done = r.pairDoneLocked(time.Now())
+		default:
+			s := r.srcs[0]
+			if s.replier == nil && !s.detachedAt.IsZero() && time.Since(s.detachedAt) > n.cfg.ResumeGrace {
+				reason, detail, done = callrec.EndLinkLost, fmt.Sprintf("adapter did not come back within %v", n.cfg.ResumeGrace), true
+			}
+		}
+		if done {
+			r.closing = &link.Close{Reason: reason, Detail: detail}
 		}
 		r.mu.Unlock()
-		if lost {
-			n.wg.Go(func() {
-				n.finalize(r, callrec.EndLinkLost, fmt.Sprintf("adapter did not come back within %v", n.cfg.ResumeGrace))
-			})
+		if done {
+			n.wg.Go(func() { n.finalize(r, reason, detail) })
 			continue
 		}
 		if skip {
@@ -90,7 +99,7 @@ func (n *Node) flushAll() {
 			if err := r.flush(false); err != nil {
 				n.fail(r, err)
 			} else {
-				r.sendAck()
+				r.sendAcks()
 			}
 			return nil
 		})
@@ -113,7 +122,13 @@ func (r *recording) flush(final bool) error {
 	r.out = r.win.take(f, r.out[:0])
 	patches := r.patches
 	r.patches = nil
-	seq := r.pending.pop(f)
+	popped := false
+	for _, s := range r.srcs {
+		if q := s.pending.pop(f); q > 0 {
+			s.popped, popped = q, true
+		}
+	}
+	fileBase := r.fileBase
 	var written int64
 	for _, ts := range r.tracks {
 		written += ts.received
@@ -123,22 +138,22 @@ func (r *recording) flush(final bool) error {
 	r.mu.Unlock()
 
 	if len(r.out) == 0 && len(patches) == 0 && !final {
-		if seq > 0 {
-			r.markDurable(seq)
+		if popped {
+			r.markDurable()
 		}
 		return nil
 	}
 	if len(r.out) > 0 {
-		if _, err := r.blob.WriteAt(r.out, HeaderSize+2*from); err != nil {
+		if _, err := r.blob.WriteAt(r.out, HeaderSize+2*(from-fileBase)); err != nil {
 			return fmt.Errorf("write audio: %w", err)
 		}
 	}
 	for _, p := range patches {
-		if err := r.applyPatch(p); err != nil {
+		if err := r.applyPatch(p, fileBase); err != nil {
 			return err
 		}
 	}
-	data := 2 * f
+	data := 2 * (f - fileBase)
 	r.hdr = wav.AppendHeader(r.hdr[:0], callrec.NumTracks, callrec.SampleRate, data)
 	if _, err := r.blob.WriteAt(r.hdr, 0); err != nil {
 		return fmt.Errorf("write header: %w", err)
@@ -155,15 +170,15 @@ func (r *recording) flush(final bool) error {
 	r.mu.Unlock()
 	r.n.m.bytesWritten.Add(float64(len(r.out)))
 	r.n.m.frames.Add(float64(delta))
-	if seq > 0 {
-		r.markDurable(seq)
+	if popped {
+		r.markDurable()
 	}
 	return nil
 }
 
 // applyPatch writes a late frame into its place in the file.
-func (r *recording) applyPatch(p patch) error {
-	off := HeaderSize + 2*p.pos
+func (r *recording) applyPatch(p patch, fileBase int64) error {
+	off := HeaderSize + 2*(p.pos-fileBase)
 	buf := make([]byte, 2*len(p.data))
 	if _, err := r.blob.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read for patch: %w", err)
@@ -178,23 +193,36 @@ func (r *recording) applyPatch(p patch) error {
 	return nil
 }
 
-func (r *recording) markDurable(seq uint64) {
+// markDurable marks what the last flush popped from each source's ack
+// queue as durable.
+func (r *recording) markDurable() {
 	r.mu.Lock()
-	r.durable = max(r.durable, seq)
+	for _, s := range r.srcs {
+		s.durable = max(s.durable, s.popped)
+	}
 	r.mu.Unlock()
 }
 
-// sendAck acknowledges the durable records to the adapter, if it is there.
-func (r *recording) sendAck() {
+// sendAcks acknowledges the durable records to each source's adapter, if
+// it is there.
+func (r *recording) sendAcks() {
+	type ack struct {
+		rp  *link.Replier
+		seq uint64
+	}
+	var acks [maxSources]ack
+	n := 0
 	r.mu.Lock()
-	rp, seq := r.replier, r.durable
-	send := rp != nil && seq > r.sentAck
-	if send {
-		r.sentAck = seq
+	for _, s := range r.srcs {
+		if s.replier != nil && s.durable > s.sentAck {
+			s.sentAck = s.durable
+			acks[n] = ack{s.replier, s.durable}
+			n++
+		}
 	}
 	r.mu.Unlock()
-	if send {
-		rp.Ack(seq)
+	for _, a := range acks[:n] {
+		a.rp.Ack(a.seq)
 	}
 }
 
@@ -205,13 +233,13 @@ func (n *Node) fail(r *recording, err error) {
 	if !already {
 		r.closing = &link.Close{Reason: callrec.EndWriteError, Detail: err.Error()}
 	}
-	rp := r.replier
+	rps := r.repliersLocked()
 	r.mu.Unlock()
 	if already {
 		return
 	}
 	r.log.Error("recording failed", callrec.LogKeyErr, err)
-	if rp != nil {
+	for _, rp := range rps {
 		rp.Failed(fmt.Errorf("recorder %d cannot write %s: %w", n.cfg.NodeID, r.meta.INUM, err))
 	}
 	n.wg.Go(func() { n.finalize(r, callrec.EndWriteError, err.Error()) })
@@ -221,6 +249,13 @@ func (n *Node) fail(r *recording, err error) {
 // record, emits STOPPED and tells the adapter.
 func (n *Node) finalize(r *recording, reason, detail string) {
 	ctx := context.Background()
+	r.mu.Lock()
+	for _, s := range r.srcs {
+		if s.cp != nil && s.cp.align == "" && len(s.cp.held) > 0 {
+			r.alignLocked(s, callrec.AlignClock, s.cp.est(r))
+		}
+	}
+	r.mu.Unlock()
 	ferr := r.flush(true)
 	r.ioMu.Lock()
 	var digest string
@@ -233,10 +268,29 @@ func (n *Node) finalize(r *recording, reason, detail string) {
 	r.finished = true
 	r.ioMu.Unlock()
 
+	type reply struct {
+		rp  *link.Replier
+		seq uint64
+	}
+	var replies []reply
 	r.mu.Lock()
-	r.pending.pop(1 << 62)
+	for _, s := range r.srcs {
+		s.pending.pop(1 << 62)
+		if s.replier == nil {
+			continue
+		}
+		seq := s.closeSeq
+		if s.cp != nil && s.closing == nil {
+			// A copy still running when the pair ended: everything it sent
+			// is written.
+			seq = s.lastSeq
+		}
+		if s.cp != nil {
+			s.endLocked(reason)
+		}
+		replies = append(replies, reply{s.replier, seq})
+	}
 	rec := r.snapshotLocked()
-	rp, closeSeq := r.replier, r.closeSeq
 	r.mu.Unlock()
 	rec.StoppedAt = time.Now().UTC()
 	rec.Audio.SHA256 = digest
@@ -259,13 +313,24 @@ func (n *Node) finalize(r *recording, reason, detail string) {
 	r.log.Info("recording stopped", "state", rec.State, callrec.LogKeyReason, rec.EndReason,
 		"duration_ms", rec.Audio.DurationMS, "sha256", rec.Audio.SHA256)
 	n.emit(ctx, callrec.RecordingStopped, rec)
-	if rp != nil {
+	for _, x := range replies {
 		if ferr != nil && reason != callrec.EndWriteError {
-			rp.Failed(fmt.Errorf("finish %s: %w", rec.INUM, ferr))
+			x.rp.Failed(fmt.Errorf("finish %s: %w", rec.INUM, ferr))
 		} else if ferr == nil {
-			rp.Closed(link.CloseReply{INUM: rec.INUM, State: rec.State, Seq: closeSeq})
+			x.rp.Closed(link.CloseReply{INUM: rec.INUM, State: rec.State, Seq: x.seq})
 		}
 	}
+}
+
+// repliersLocked returns the connections of the recording's sources.
+func (r *recording) repliersLocked() []*link.Replier {
+	var out []*link.Replier
+	for _, s := range r.srcs {
+		if s.replier != nil {
+			out = append(out, s.replier)
+		}
+	}
+	return out
 }
 
 // digestBlob returns the hex SHA-256 of the first size bytes of b.

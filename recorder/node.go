@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"strconv"
 	"sync"
 	"time"
 
@@ -74,8 +75,12 @@ type Node struct {
 
 	mu     sync.Mutex
 	active map[callrec.INUM]*recording
-	byKey  map[link.StreamKey]*recording
+	byKey  map[link.StreamKey]*source
+	byPair map[string]*recording // merged recordings of dual-stream pairs
 	closed bool
+	// pairMu serialises opening streams of pairs, so two copies arriving
+	// together make one recording.
+	pairMu sync.Mutex
 
 	wg sync.WaitGroup
 }
@@ -115,7 +120,8 @@ func Open(ctx context.Context, cfg Config, idx Index, blobs BlobStore, notify ca
 		log:        log.With(callrec.LogKeyComponent, "recorder", callrec.LogKeyNode, cfg.NodeID),
 		lagSamples: int64(cfg.LagLimit / time.Millisecond * callrec.SamplesPerMS),
 		active:     map[callrec.INUM]*recording{},
-		byKey:      map[link.StreamKey]*recording{},
+		byKey:      map[link.StreamKey]*source{},
+		byPair:     map[string]*recording{},
 	}
 	m.m.node = n
 	if err := idx.ClaimNode(cfg.NodeID); err != nil {
@@ -144,17 +150,37 @@ func (n *Node) OpenStream(ctx context.Context, key link.StreamKey, req link.Open
 		n.mu.Unlock()
 		return nil, link.OpenReply{}, callrec.Errorf(callrec.EUNAVAILABLE, "recorder is shutting down")
 	}
-	if r := n.byKey[key]; r != nil {
+	if s := n.byKey[key]; s != nil {
 		n.mu.Unlock()
-		last := r.reattach(rp)
-		n.log.Info("stream resumed", callrec.LogKeyINUM, r.meta.INUM, "last_seq", last)
-		return r, link.OpenReply{INUM: r.meta.INUM, LastSeq: last, Resumed: true}, nil
+		last := s.reattach(rp)
+		n.log.Info("stream resumed", callrec.LogKeyINUM, s.r.meta.INUM, "last_seq", last)
+		return s, link.OpenReply{INUM: s.r.meta.INUM, LastSeq: last, Resumed: true}, nil
 	}
 	n.mu.Unlock()
 
 	info := req.Info
 	if err := validateInfo(&info); err != nil {
 		return nil, link.OpenReply{}, err
+	}
+	pk := ""
+	if info.Pair != nil {
+		pk = pairKey(&info)
+		n.pairMu.Lock()
+		defer n.pairMu.Unlock()
+		n.mu.Lock()
+		r := n.byPair[pk]
+		n.mu.Unlock()
+		if r != nil {
+			if s := r.join(key, info, rp); s != nil {
+				n.mu.Lock()
+				n.byKey[key] = s
+				n.mu.Unlock()
+				n.m.copiesJoined.Inc()
+				r.log.Info("stream joined its pair's recording", callrec.LogKeyStreamSID, info.StreamSID,
+					"copy", info.Pair.Copy, "adapter", info.Adapter)
+				return s, link.OpenReply{INUM: r.meta.INUM}, nil
+			}
+		}
 	}
 	now := time.Now().UTC()
 	meta, err := n.idx.CreateRecording(ctx, func(inum callrec.INUM) *callrec.Recording {
@@ -174,11 +200,16 @@ func (n *Node) OpenStream(ctx context.Context, key link.StreamKey, req link.Open
 	if err != nil {
 		return nil, link.OpenReply{}, fmt.Errorf("create recording: %w", err)
 	}
-	r := &recording{n: n, key: key, meta: *meta, replier: rp,
+	r := &recording{n: n, meta: *meta,
 		log: n.log.With(callrec.LogKeyINUM, meta.INUM, callrec.LogKeyCallSID, info.CallSID)}
+	s := &source{r: r, key: key, info: info, replier: rp}
+	r.srcs = []*source{s}
+	if info.Pair != nil {
+		r.pair = newPairState(pk, info.Pair.Copies)
+		s.cp = &copyState{joinedAt: now}
+	}
 	for _, t := range info.Tracks {
-		r.declared[t] = true
-		r.tracks[t].continues = meta.PreviousINUM != ""
+		r.declareLocked(t)
 	}
 	if err := n.createBlob(r); err != nil {
 		meta.State, meta.EndReason, meta.EndDetail = callrec.StateInterrupted, callrec.EndWriteError, err.Error()
@@ -190,12 +221,46 @@ func (n *Node) OpenStream(ctx context.Context, key link.StreamKey, req link.Open
 	}
 	n.mu.Lock()
 	n.active[meta.INUM] = r
-	n.byKey[key] = r
+	n.byKey[key] = s
+	if pk != "" {
+		n.byPair[pk] = r
+	}
 	n.mu.Unlock()
 	n.m.started.Inc()
-	r.log.Info("recording started", callrec.LogKeyStreamSID, info.StreamSID, "tracks", info.TrackNames)
+	r.log.Info("recording started", callrec.LogKeyStreamSID, info.StreamSID, "tracks", info.TrackNames, "pair", info.Pair != nil)
 	n.emit(ctx, callrec.RecordingStarted, *meta)
-	return r, link.OpenReply{INUM: meta.INUM}, nil
+	return s, link.OpenReply{INUM: meta.INUM}, nil
+}
+
+// pairKey names the merged recording of a pair's copies: the same call,
+// the same pair, the same replica (with dual recording each replica is a
+// merged recording of its own, on another recorder).
+func pairKey(info *callrec.StreamInfo) string {
+	return info.CallSID + "\x00" + info.Pair.Group + "\x00" + strconv.Itoa(info.Replica)
+}
+
+// declareLocked announces a track on the recording.
+func (r *recording) declareLocked(t callrec.Track) {
+	r.declared[t] = true
+	r.tracks[t].continues = r.meta.PreviousINUM != "" || r.pair != nil
+	r.tracks[t].leading = r.pair != nil
+}
+
+// join adds a copy to a merged recording, unless it is finishing or full.
+func (r *recording) join(key link.StreamKey, info callrec.StreamInfo, rp *link.Replier) *source {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing != nil || len(r.srcs) >= maxSources {
+		return nil
+	}
+	for _, t := range info.Tracks {
+		if !r.declared[t] && !r.tracks[t].started {
+			r.declareLocked(t)
+		}
+	}
+	s := &source{r: r, key: key, info: info, replier: rp, cp: &copyState{joinedAt: time.Now().UTC()}}
+	r.srcs = append(r.srcs, s)
+	return s
 }
 
 func validateInfo(info *callrec.StreamInfo) error {
@@ -230,8 +295,16 @@ func (n *Node) remove(r *recording) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.active, r.meta.INUM)
-	if n.byKey[r.key] == r {
-		delete(n.byKey, r.key)
+	r.mu.Lock()
+	srcs := r.srcs
+	r.mu.Unlock()
+	for _, s := range srcs {
+		if n.byKey[s.key] == s {
+			delete(n.byKey, s.key)
+		}
+	}
+	if r.pair != nil && n.byPair[r.pair.key] == r {
+		delete(n.byPair, r.pair.key)
 	}
 }
 

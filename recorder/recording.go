@@ -11,43 +11,62 @@ import (
 
 const maxListedErrors = 100
 
-// recording is one active INUM: it receives a stream's records from the
-// link, places frames, and is flushed to its blob by the node's flusher.
+// recording is one active INUM: it receives the records of its sources
+// (one link stream, or each copy of a dual-stream pair), places frames, and
+// is flushed to its blob by the node's flusher.
 type recording struct {
 	n   *Node
-	key link.StreamKey
 	log *slog.Logger
 
-	mu         sync.Mutex // placement state, taken per frame
-	meta       callrec.Recording
-	declared   [callrec.NumTracks]bool
-	tracks     [callrec.NumTracks]trackState
-	win        window
-	patches    []patch
-	patched    int64
-	pending    ackQueue
-	durable    uint64 // highest seq known durable
-	sentAck    uint64 // highest seq acknowledged to the adapter
-	replier    *link.Replier
-	detachedAt time.Time
-	closing    *link.Close
-	closeSeq   uint64
-	errs       []callrec.StreamError
-	errCounts  map[string]int
-	reported   int64  // frames counted in metrics
-	lastSeq    uint64 // highest record sequence received
+	mu        sync.Mutex // placement state, taken per frame
+	meta      callrec.Recording
+	declared  [callrec.NumTracks]bool
+	tracks    [callrec.NumTracks]trackState
+	win       window
+	patches   []patch
+	patched   int64
+	srcs      []*source
+	closing   *link.Close // set once the recording is being finished
+	errs      []callrec.StreamError
+	errCounts map[string]int
+	reported  int64 // frames counted in metrics
 	// origin is the stream position (samples) of the file's first sample:
 	// 0, except in a segment that continues another INUM, where the file
 	// starts shortly before the first frame instead of at stream start.
 	origin    int64
 	originSet bool
+	// pair is set for a merged recording of a dual-stream pair.
+	pair *pairState
 
 	ioMu     sync.Mutex // file I/O: flushes and finalize
 	blob     Blob
 	synced   int64 // data bytes in the file and in its header at the last sync
+	fileBase int64 // window position of the file's first sample (pairs; else 0)
 	out      []byte
 	hdr      []byte
 	finished bool
+}
+
+// source is one link stream feeding a recording. It implements
+// link.StreamSink; its state is guarded by the recording's mu.
+type source struct {
+	r    *recording
+	key  link.StreamKey
+	info callrec.StreamInfo
+
+	replier    *link.Replier
+	detachedAt time.Time
+	closing    *link.Close
+	closeSeq   uint64
+	pending    ackQueue
+	durable    uint64 // highest seq known durable
+	popped     uint64 // highest seq the last flush took from pending
+	sentAck    uint64 // highest seq acknowledged to the adapter
+	lastSeq    uint64 // highest record sequence received
+	endedAt    time.Time
+	endReason  string
+
+	cp *copyState // for a copy of a dual-stream pair
 }
 
 // patch is a late frame whose place is already in the file.
@@ -57,29 +76,34 @@ type patch struct {
 	data []byte
 }
 
-var _ link.StreamSink = (*recording)(nil)
+var _ link.StreamSink = (*source)(nil)
 
 // Frame implements link.StreamSink: it places the frame and queues its ack.
-func (r *recording) Frame(f *callrec.Frame) {
+func (s *source) Frame(f *callrec.Frame) {
+	r := s.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.fresh(f.Seq) {
+	if !s.fresh(f.Seq) {
+		return
+	}
+	if r.pair != nil {
+		r.pairFrameLocked(s, f)
 		return
 	}
 	if !r.declared[f.Track] {
 		r.errorLocked(callrec.ErrKindBadField, "frame for track "+f.Track.String()+" the stream did not announce")
-		r.pending.push(f.Seq, 0)
+		s.pending.push(f.Seq, 0)
 		return
 	}
 	ts := &r.tracks[f.Track]
 	pos, w, p, why := ts.place(f.Chunk, f.TimestampMS, len(f.Payload))
 	switch p {
 	case duplicate:
-		r.pending.push(f.Seq, 0)
+		s.pending.push(f.Seq, 0)
 		return
-	case rejected:
+	case rejected, early:
 		r.errorLocked(callrec.ErrKindBadField, why)
-		r.pending.push(f.Seq, 0)
+		s.pending.push(f.Seq, 0)
 		return
 	}
 	data := f.Payload[:w]
@@ -94,78 +118,123 @@ func (r *recording) Frame(f *callrec.Frame) {
 			data, pos = data[min(int64(len(data)), -pos):], 0
 		}
 	}
+	r.writeLocked(s, f.Seq, f.Track, pos, data)
+}
+
+// writeLocked puts placed audio into the window, or queues a patch for
+// the part whose place is already in the file, and queues the record's ack.
+func (r *recording) writeLocked(s *source, seq uint64, t callrec.Track, pos int64, data []byte) {
+	w := len(data)
 	if pos < r.win.base && len(data) > 0 {
 		// Late: part or all of its place is already in the file.
 		k := min(int64(w), r.win.base-pos)
-		r.patches = append(r.patches, patch{pos: pos, t: f.Track, data: append([]byte(nil), data[:k]...)})
+		r.patches = append(r.patches, patch{pos: pos, t: t, data: append([]byte(nil), data[:k]...)})
 		r.patched++
 		data, pos = data[k:], pos+k
 	}
 	if len(data) > 0 {
-		r.win.put(f.Track, pos, data)
+		r.win.put(t, pos, data)
 	}
-	r.pending.push(f.Seq, pos+int64(len(data)))
+	s.pending.push(seq, pos+int64(len(data)))
 }
 
 // Note implements link.StreamSink.
-func (r *recording) Note(seq uint64, n link.Note) {
+func (s *source) Note(seq uint64, n link.Note) {
+	r := s.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.fresh(seq) {
+	if !s.fresh(seq) {
 		return
 	}
+	if s.cp != nil && s.cp.align == "" {
+		s.cp.hold(heldRecord{seq: seq, note: &n})
+		return
+	}
+	r.noteLocked(s, seq, n)
+}
+
+func (r *recording) noteLocked(s *source, seq uint64, n link.Note) {
 	if n.Kind == callrec.ErrKindOverflow {
 		if t, ok := callrec.ParseTrack(n.Track); ok {
-			r.tracks[t].addOverflow(n.FromChunk, n.ToChunk, n.Frames)
+			from, to := n.FromChunk, n.ToChunk
+			if s.cp != nil { // onto the recording's chunks
+				from, to = uint32(max(0, int64(from)+s.cp.off)), uint32(max(0, int64(to)+s.cp.off))
+			}
+			r.tracks[t].addOverflow(from, to, n.Frames)
 		}
 	}
 	r.addErrorLocked(n.StreamError)
-	r.pending.push(seq, 0)
+	s.pending.push(seq, 0)
 }
 
-// Close implements link.StreamSink: the stream ended; finish the recording.
-func (r *recording) Close(seq uint64, c link.Close) {
+// Close implements link.StreamSink: the stream ended. A recording of one
+// stream finishes; a merged one finishes when its last copy has ended.
+func (s *source) Close(seq uint64, c link.Close) {
+	r := s.r
 	r.mu.Lock()
-	if !r.fresh(seq) || r.closing != nil {
+	if !s.fresh(seq) || s.closing != nil || r.closing != nil {
 		r.mu.Unlock()
 		return
 	}
-	r.closing, r.closeSeq = &c, seq
+	s.closing, s.closeSeq = &c, seq
+	if r.pair == nil {
+		r.closing = &c
+		r.mu.Unlock()
+		r.n.wg.Go(func() { r.n.finalize(r, c.Reason, c.Detail) })
+		return
+	}
+	if s.cp.align == "" {
+		r.alignLocked(s, callrec.AlignClock, s.cp.est(r))
+	}
+	s.endLocked(c.Reason)
+	reason, detail, done := r.pairDoneLocked(time.Now())
+	if done {
+		r.closing = &link.Close{Reason: reason, Detail: detail}
+	}
 	r.mu.Unlock()
-	r.n.wg.Go(func() { r.n.finalize(r, c.Reason, c.Detail) })
-}
-
-// Detach implements link.StreamSink.
-func (r *recording) Detach(rp *link.Replier) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.replier == rp {
-		r.replier = nil
-		r.detachedAt = time.Now()
+	if done {
+		r.n.wg.Go(func() { r.n.finalize(r, reason, detail) })
 	}
 }
 
-// reattach binds the recording to a new connection after the adapter came back.
-func (r *recording) reattach(rp *link.Replier) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.replier = rp
-	r.detachedAt = time.Time{}
-	r.sentAck = 0 // resend the durable ack on the new connection
-	return r.lastSeqLocked()
+// endLocked marks a source as ended: it takes no more records.
+func (s *source) endLocked(reason string) {
+	if s.endedAt.IsZero() {
+		s.endedAt, s.endReason = time.Now().UTC(), reason
+	}
 }
 
-func (r *recording) lastSeqLocked() uint64 { return r.lastSeq }
+func (s *source) ended() bool { return !s.endedAt.IsZero() }
+
+// Detach implements link.StreamSink.
+func (s *source) Detach(rp *link.Replier) {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if s.replier == rp {
+		s.replier = nil
+		s.detachedAt = time.Now()
+	}
+}
+
+// reattach binds the source to a new connection after the adapter came back.
+func (s *source) reattach(rp *link.Replier) uint64 {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	s.replier = rp
+	s.detachedAt = time.Time{}
+	s.sentAck = 0 // resend the durable ack on the new connection
+	return s.lastSeq
+}
 
 // fresh reports whether a record is new and marks it seen. After the adapter
 // reconnects, the old connection may still deliver records the new one
-// replays: the recording, not the connection, decides what it already has.
-// Called with r.mu held.
-func (r *recording) fresh(seq uint64) bool {
-	if seq <= r.lastSeq {
+// replays: the source, not the connection, decides what it already has.
+// A source that ended takes nothing more. Called with r.mu held.
+func (s *source) fresh(seq uint64) bool {
+	if seq <= s.lastSeq || s.ended() {
 		return false
 	}
-	r.lastSeq = seq
+	s.lastSeq = seq
 	return true
 }
 
@@ -190,6 +259,12 @@ func (r *recording) addErrorLocked(e callrec.StreamError) {
 // everything.
 func (r *recording) flushPointLocked(final bool) int64 {
 	w := &r.win
+	if r.pair != nil && !r.pair.ready {
+		if !final && !r.pairReadyLocked(time.Now()) {
+			return w.base
+		}
+		r.startFileLocked()
+	}
 	hiMax := w.base
 	for t, ok := range r.declared {
 		if ok {
@@ -231,6 +306,9 @@ func (r *recording) accountingLocked() callrec.Accounting {
 			continue
 		}
 		ta := r.tracks[t].accounting(callrec.Track(t))
+		if r.pair != nil && ta.LastChunk > 0 {
+			ta.Supply, ta.SupplyOmit = r.pair.supplyRuns(callrec.Track(t), ta.FirstChunk, ta.LastChunk)
+		}
 		a.Tracks = append(a.Tracks, ta)
 		a.Messages.MediaSeen += ta.Received
 		expected += ta.Expected
@@ -240,6 +318,9 @@ func (r *recording) accountingLocked() callrec.Accounting {
 		a.Messages.StopSeq = r.closing.StopSeq
 		a.Messages.MediaSent = int64(r.closing.StopSeq) - 2
 		a.Messages.TailMissed = max(0, a.Messages.MediaSent-expected)
+	}
+	if r.pair != nil {
+		a.Copies = r.copiesLocked()
 	}
 	if len(r.errs) > 0 {
 		a.Errors = append([]callrec.StreamError(nil), r.errs...)

@@ -35,9 +35,9 @@ func newTestRecording(t *testing.T, tracks ...string) *recording {
 	if err != nil {
 		t.Fatalf("open stream: %v", err)
 	}
-	r := sink.(*recording)
+	r := sink.(*source).r
 	t.Cleanup(func() {
-		r.Close(0, link.Close{Reason: callrec.EndShutdown})
+		r.srcs[0].Close(0, link.Close{Reason: callrec.EndShutdown})
 		n.wg.Wait()
 	})
 	return r
@@ -52,7 +52,7 @@ type feeder struct {
 // send sends chunk of tr at ts ms with 160 bytes of fill and returns its seq.
 func (f *feeder) send(tr callrec.Track, chunk, ts uint32, fill byte) uint64 {
 	f.seq++
-	f.r.Frame(&callrec.Frame{Seq: f.seq, Track: tr, Chunk: chunk, TimestampMS: ts, Payload: bytes.Repeat([]byte{fill}, frameSamples)})
+	f.r.srcs[0].Frame(&callrec.Frame{Seq: f.seq, Track: tr, Chunk: chunk, TimestampMS: ts, Payload: bytes.Repeat([]byte{fill}, frameSamples)})
 	return f.seq
 }
 
@@ -72,7 +72,7 @@ func flushed(t *testing.T, r *recording) (int64, uint64) {
 	r.ioMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return synced, r.durable
+	return synced, r.srcs[0].durable
 }
 
 // channel returns one channel of the synced audio.

@@ -1,6 +1,8 @@
 package recorder
 
 import (
+	"slices"
+
 	"callrec"
 )
 
@@ -20,6 +22,7 @@ const (
 	placed    placement = iota // at pos, at or after the window's start
 	duplicate                  // chunk already written: dropped
 	rejected                   // bad chunk or timestamp: dropped, reported
+	early                      // before the start of the recording's timeline: dropped, counted
 )
 
 // gapSpan is a stretch of a track with no audio, in samples since stream
@@ -44,9 +47,14 @@ type trackState struct {
 	// continues is set for a segment that continues another INUM's stream:
 	// its first frame starts the count, the chunks before are in the other
 	// segment, not missing.
-	continues  bool
+	continues bool
+	// leading is set for a merged recording of several copies: a copy that
+	// started earlier brings chunks before the first one placed, which go
+	// in front of it.
+	leading    bool
 	started    bool
 	firstChunk uint32
+	firstPos   int64  // where the lowest chunk placed starts
 	lastChunk  uint32 // highest chunk placed
 	lastEnd    int64  // end of the frame with the highest chunk
 	seen       bitset
@@ -64,7 +72,7 @@ func (t *trackState) place(chunk, ts uint32, n int) (pos int64, w int, p placeme
 	if chunk == 0 {
 		return 0, 0, rejected, "chunk 0"
 	}
-	if !t.started && chunk > maxChunkJump {
+	if !t.started && chunk > maxChunkJump && !t.continues {
 		return 0, 0, rejected, "first chunk too high"
 	}
 	if t.started && chunk > t.lastChunk && chunk-t.lastChunk > maxChunkJump {
@@ -78,7 +86,8 @@ func (t *trackState) place(chunk, ts uint32, n int) (pos int64, w int, p placeme
 	if t.started && chunk > t.lastChunk && tpos > t.lastEnd+maxSampleJump {
 		return 0, 0, rejected, "timestamp jumps too far ahead"
 	}
-	if !t.started && tpos > maxSampleJump {
+	if !t.started && tpos > maxSampleJump && !t.continues {
+		// A segment continuing another INUM starts wherever the stream was.
 		return 0, 0, rejected, "first timestamp too far from stream start"
 	}
 	switch {
@@ -88,7 +97,24 @@ func (t *trackState) place(chunk, ts uint32, n int) (pos int64, w int, p placeme
 			t.addGap(gapSpan{cause: callrec.GapMissing, from: 1, to: chunk - 1, start: 0, end: tpos})
 		}
 		pos = tpos
+		t.firstPos = pos
 		t.lastEnd = pos + int64(n)
+	case t.leading && chunk < t.firstChunk:
+		if t.firstChunk-chunk > maxChunkJump {
+			return 0, 0, rejected, "chunk too far before the recording's first"
+		}
+		pos = min(tpos, t.firstPos-int64(n))
+		if pos < 0 {
+			return 0, 0, early, ""
+		}
+		if chunk+1 < t.firstChunk {
+			t.gaps = slices.Insert(t.gaps, 0, gapSpan{cause: callrec.GapMissing, from: chunk + 1, to: t.firstChunk - 1, start: pos + int64(n), end: t.firstPos})
+		} else if t.firstPos-(pos+int64(n)) >= jitterSamples {
+			t.gaps = slices.Insert(t.gaps, 0, gapSpan{cause: callrec.GapTiming, start: pos + int64(n), end: t.firstPos})
+		} else {
+			pos = t.firstPos - int64(n)
+		}
+		t.firstPos = pos
 	case chunk > t.lastChunk:
 		pos = tpos
 		if chunk == t.lastChunk+1 {

@@ -53,6 +53,24 @@ func extendSilence(c []byte, n int) []byte {
 	return nc
 }
 
+// skipTo drops the window's start up to absolute position pos (nothing
+// there is written): the file begins at pos.
+func (w *window) skipTo(pos int64) {
+	n := pos - w.base
+	if n <= 0 {
+		return
+	}
+	for t := range w.ch {
+		c := w.ch[t]
+		if n >= int64(len(c)) {
+			w.ch[t] = c[:0]
+		} else {
+			w.ch[t] = c[:copy(c, c[n:])]
+		}
+	}
+	w.base = pos
+}
+
 // end returns the furthest absolute position any channel reaches.
 func (w *window) end() int64 {
 	e := w.base
