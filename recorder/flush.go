@@ -117,8 +117,8 @@ func (r *recording) flush(final bool) error {
 		return nil
 	}
 	r.mu.Lock()
+	f := r.flushPointLocked(final) // may choose a merged file's start: first
 	from := r.win.base
-	f := r.flushPointLocked(final)
 	r.out = r.win.take(f, r.out[:0])
 	patches := r.patches
 	r.patches = nil
@@ -276,6 +276,11 @@ func (n *Node) finalize(r *recording, reason, detail string) {
 	r.mu.Lock()
 	for _, s := range r.srcs {
 		s.pending.pop(1 << 62)
+		if s.cp != nil && s.replier == nil {
+			s.endLocked(callrec.EndLinkLost) // its adapter is gone
+		} else if s.cp != nil {
+			s.endLocked(reason)
+		}
 		if s.replier == nil {
 			continue
 		}
@@ -284,9 +289,6 @@ func (n *Node) finalize(r *recording, reason, detail string) {
 			// A copy still running when the pair ended: everything it sent
 			// is written.
 			seq = s.lastSeq
-		}
-		if s.cp != nil {
-			s.endLocked(reason)
 		}
 		replies = append(replies, reply{s.replier, seq})
 	}

@@ -341,10 +341,10 @@ func (r *recording) startFileLocked() {
 }
 
 // pairDoneLocked decides whether a merged recording is finished, and how:
-// when every copy ended, or one ended with stop and the others are gone or
-// had pairStopGrace to follow. Copies detached for ResumeGrace end as lost.
+// when every copy ended, or one ended with stop and the others' adapters
+// are gone or they had pairStopGrace to follow. Copies detached for ResumeGrace end as lost.
 func (r *recording) pairDoneLocked(now time.Time) (reason, detail string, done bool) {
-	stopped, live, attached := false, 0, 0
+	stopped, live, detached := false, 0, 0
 	last := ""
 	for _, s := range r.srcs {
 		if !s.ended() && s.replier == nil && !s.detachedAt.IsZero() && now.Sub(s.detachedAt) > r.n.cfg.ResumeGrace {
@@ -359,8 +359,8 @@ func (r *recording) pairDoneLocked(now time.Time) (reason, detail string, done b
 			last = s.endReason
 		default:
 			live++
-			if s.replier != nil {
-				attached++
+			if s.replier == nil && !s.detachedAt.IsZero() {
+				detached++
 			}
 		}
 	}
@@ -372,7 +372,7 @@ func (r *recording) pairDoneLocked(now time.Time) (reason, detail string, done b
 		return callrec.EndStop, "", true
 	case live == 0:
 		return last, "every copy of the pair ended without stop", true
-	case stopped && (attached == 0 || now.Sub(r.pair.stopAt) >= pairStopGrace):
+	case stopped && (detached == live || now.Sub(r.pair.stopAt) >= pairStopGrace):
 		return callrec.EndStop, "", true
 	}
 	return "", "", false
