@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"callrec"
-	"callrec/internal/link"
 	"callrec/internal/twilio"
 	"callrec/internal/ws"
 )
@@ -37,6 +36,15 @@ type Config struct {
 	MaxBadMessages int
 	// NodeID names this adapter in recordings and logs.
 	NodeID string
+	// Path is the request path the server is mounted at [PublicURL's
+	// path]. Upgrades are accepted on it and on Path/pair/<group>/<copy>
+	// (the URLs of dual-stream copies, signed as PublicURL with the same
+	// suffix); any other path under it is 404. Set it when a proxy in
+	// front rewrites the path.
+	Path string
+	// DualRecording writes every stream to two recorders at once (replicas
+	// 1 and 2). It needs an Opener that is also a ReplicaOpener.
+	DualRecording bool
 }
 
 // Defaults for Config.
@@ -47,18 +55,16 @@ const (
 	DefaultMaxBadMessages = 100
 )
 
-// Opener opens a stream to a recorder (a *link.Client).
-type Opener interface {
-	Open(info callrec.StreamInfo) *link.Stream
-}
-
 // Server accepts Twilio Media Streams connections.
 type Server struct {
-	cfg Config
-	val *twilio.Validator
-	rec Opener
-	log *slog.Logger
-	m   *metrics
+	cfg      Config
+	val      *twilio.Validator
+	rec      Opener
+	replicas ReplicaOpener // set with DualRecording
+	log      *slog.Logger
+	m        *metrics
+	// the signed URL is signBase + the request's path suffix + signQuery
+	signBase, signQuery string
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -113,6 +119,16 @@ func New(cfg Config, rec Opener, log *slog.Logger, reg prometheus.Registerer) (*
 	case !cfg.SkipSignature:
 		return nil, callrec.Errorf(callrec.EINVALID, "no Twilio auth token: refusing to accept unsigned Media Streams (set one, or skip signature checks explicitly for development)")
 	}
+	if err := s.initURLs(); err != nil {
+		return nil, err
+	}
+	if cfg.DualRecording {
+		ro, ok := rec.(ReplicaOpener)
+		if !ok {
+			return nil, callrec.Errorf(callrec.EINVALID, "dual recording needs two recorders: a pool of recorders, or two recorder addresses")
+		}
+		s.replicas = ro
+	}
 	s.m = newMetrics(reg, s)
 	return s, nil
 }
@@ -127,20 +143,26 @@ func (s *Server) Active() int {
 // ServeHTTP checks the signature, upgrades, and runs the stream's session.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	remote := r.RemoteAddr
+	suffix, urlPair, ok := s.route(r)
+	if !ok {
+		s.m.refused.WithLabelValues("not_found").Inc()
+		http.Error(w, "no Media Streams endpoint here: use "+s.cfg.Path+" or "+s.cfg.Path+"/pair/<group>/<copy>", http.StatusNotFound)
+		return
+	}
 	if !ws.IsUpgrade(r) {
 		s.m.refused.WithLabelValues("not_websocket").Inc()
 		http.Error(w, "this endpoint accepts Twilio Media Streams WebSocket upgrades only", http.StatusUpgradeRequired)
 		return
 	}
-	if s.val != nil && !s.val.ValidateUpgrade(s.cfg.PublicURL, r.Header.Get(twilio.SignatureHeader)) {
+	if signed := s.signedURL(suffix); s.val != nil && !s.val.ValidateUpgrade(signed, r.Header.Get(twilio.SignatureHeader)) {
 		s.m.refused.WithLabelValues("signature").Inc()
 		reason := "invalid X-Twilio-Signature"
 		if r.Header.Get(twilio.SignatureHeader) == "" {
 			reason = "missing X-Twilio-Signature"
 		}
 		s.log.Warn("refused Media Streams upgrade", callrec.LogKeyReason, reason, callrec.LogKeyRemote, remote,
-			"public_url", s.cfg.PublicURL)
-		http.Error(w, reason+" (signed URL must be "+s.cfg.PublicURL+")", http.StatusForbidden)
+			"public_url", signed)
+		http.Error(w, reason+" (signed URL must be "+signed+")", http.StatusForbidden)
 		return
 	}
 	s.mu.Lock()
@@ -161,7 +183,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.m.accepted.Inc()
-	ss := &session{s: s, conn: conn, remote: remote, log: s.log.With(callrec.LogKeyRemote, remote)}
+	ss := &session{s: s, conn: conn, remote: remote, urlPair: urlPair, log: s.log.With(callrec.LogKeyRemote, remote)}
 	s.mu.Lock()
 	s.sessions[ss] = struct{}{}
 	shutting := s.closing

@@ -25,12 +25,12 @@ type session struct {
 	parser    message.Parser
 	buf       []byte
 	connected bool
-	stream    *link.Stream
+	urlPair   *callrec.StreamPair // the pair the upgrade's URL names, if any
+	reps      []*replica          // the stream's link streams once started: 1, or 2 with dual recording
 	streamSID []byte
 	frame     callrec.Frame
 	stopSeq   uint64 // Twilio's sequenceNumber of stop
 	bad       int
-	dropping  bool
 	deadline  time.Time
 
 	// counters flushed to Prometheus about once a second, not per message
@@ -39,6 +39,19 @@ type session struct {
 	closeMu sync.Mutex
 	closing bool // Shutdown asked this session to end
 }
+
+// replica is one link stream of the session: the only one, or one of the
+// two of a dual-recorded stream. Each has its own retention budget and
+// acknowledgements: one replica's trouble never touches the other.
+type replica struct {
+	n        int // StreamInfo.Replica: 0 (not dual), 1 or 2
+	s        *link.Stream
+	failed   bool // its recording failed; the other replica carries on
+	dropping bool // frames are being dropped: its budget is exhausted
+}
+
+// started reports whether the stream's start was received.
+func (ss *session) started() bool { return len(ss.reps) > 0 }
 
 // shutdown makes the read loop end with EndShutdown.
 func (ss *session) shutdown() {
@@ -76,10 +89,15 @@ func (ss *session) run() {
 		e = end{reason: callrec.EndShutdown, detail: "adapter shut down mid-stream"}
 	}
 	attrs := []any{callrec.LogKeyReason, e.reason, "detail", e.detail}
-	if ss.stream != nil {
-		// First the recording (it finishes while the socket lingers), then the socket.
-		attrs = append(attrs, callrec.LogKeyStreamSID, string(ss.streamSID), callrec.LogKeyINUM, ss.stream.INUM())
-		ss.stream.Close(link.Close{Reason: e.reason, Detail: e.detail, StopSeq: ss.stopSeq})
+	if ss.started() {
+		// First the recordings (they finish while the socket lingers), then the socket.
+		attrs = append(attrs, callrec.LogKeyINUM, ss.reps[0].s.INUM()) // ss.log has the stream SID
+		if len(ss.reps) > 1 {
+			attrs = append(attrs, "inum_replica2", ss.reps[1].s.INUM())
+		}
+		for _, r := range ss.reps {
+			r.s.Close(link.Close{Reason: e.reason, Detail: e.detail, StopSeq: ss.stopSeq})
+		}
 	}
 	if e.code != 0 {
 		_ = ss.conn.CloseWith(e.code, e.detail, closeLinger)
@@ -123,7 +141,7 @@ func (ss *session) loop() end {
 		if e, stop := ss.handle(msg); stop {
 			return e
 		}
-		if ss.stream != nil && time.Until(ss.deadline) < cfg.IdleTimeout-time.Second {
+		if ss.started() && time.Until(ss.deadline) < cfg.IdleTimeout-time.Second {
 			ss.setDeadline(cfg.IdleTimeout)
 			ss.flushCounters()
 		}
@@ -133,7 +151,7 @@ func (ss *session) loop() end {
 func (ss *session) handle(msg *message.Message) (end, bool) {
 	switch msg.Event {
 	case message.EventMedia:
-		if ss.stream == nil {
+		if !ss.started() {
 			ss.reject(callrec.ErrKindMediaBeforeStart, "media message before start")
 			return end{reason: callrec.EndProtocolError, detail: "media before start", code: ws.ClosePolicyViolation, warn: true}, true
 		}
@@ -143,32 +161,16 @@ func (ss *session) handle(msg *message.Message) (end, bool) {
 		ss.frame = callrec.Frame{Track: msg.Media.Track, Chunk: msg.Media.Chunk, TimestampMS: msg.Media.TimestampMS,
 			TwilioSeq: msg.SequenceNumber, Payload: msg.Media.Payload}
 		ss.nMedia++
-		if !ss.stream.Frame(&ss.frame) {
-			if err := ss.stream.Failed(); err != nil {
-				// Nothing can record this stream any more: say so to Twilio
-				// (which reports stream-error, so the stream can be restarted)
-				// rather than swallow its audio.
-				return end{reason: callrec.EndWriteError, detail: "recording failed: " + err.Error(), code: ws.CloseInternalError, warn: true}, true
-			}
-			ss.nDropped++
-			if !ss.dropping {
-				ss.dropping = true
-				ss.log.Error("recorder not acknowledging: retention budget exceeded, dropping frames (recorded as a gap)",
-					callrec.LogKeyStreamSID, string(ss.streamSID), callrec.LogKeyTrack, msg.Media.Track.String(), "chunk", msg.Media.Chunk)
-			}
-		} else if ss.dropping {
-			ss.dropping = false
-			ss.log.Warn("recorder caught up: frames flowing again", callrec.LogKeyStreamSID, string(ss.streamSID))
-		}
+		return ss.forward()
 	case message.EventConnected:
 		ss.connected = true
 	case message.EventStart:
-		if ss.stream != nil {
+		if ss.started() {
 			return ss.badMessage(callrec.ErrKindDuplicateStart, "second start message ignored: the stream already started as "+string(ss.streamSID))
 		}
 		ss.start(msg)
 	case message.EventStop:
-		if ss.stream == nil {
+		if !ss.started() {
 			ss.reject(callrec.ErrKindBadField, "stop before start")
 			return end{reason: callrec.EndProtocolError, detail: "stop before start", code: ws.ClosePolicyViolation, warn: true}, true
 		}
@@ -182,6 +184,51 @@ func (ss *session) handle(msg *message.Message) (end, bool) {
 	return end{}, false
 }
 
+// forward hands ss.frame to every replica still recording. A replica
+// whose budget is exhausted drops it (an overflow gap in that recording
+// only); one whose recording failed is left behind while another records.
+// The stream ends only when no replica can record any more.
+func (ss *session) forward() (end, bool) {
+	var failed error
+	recording := 0
+	for _, r := range ss.reps {
+		if r.failed {
+			continue
+		}
+		if r.s.Frame(&ss.frame) {
+			recording++
+			if r.dropping {
+				r.dropping = false
+				ss.log.Warn("recorder caught up: frames flowing again", "replica", r.n)
+			}
+			continue
+		}
+		if err := r.s.Failed(); err != nil {
+			r.failed, failed = true, err
+			if len(ss.reps) > 1 {
+				ss.s.m.replicaFailures.Inc()
+				ss.log.Error("dual recording: one replica's recording failed; the other carries on alone",
+					"replica", r.n, callrec.LogKeyINUM, r.s.INUM(), callrec.LogKeyErr, err)
+			}
+			continue
+		}
+		recording++
+		ss.nDropped++
+		if !r.dropping {
+			r.dropping = true
+			ss.log.Error("recorder not acknowledging: retention budget exceeded, dropping frames (recorded as a gap)",
+				"replica", r.n, callrec.LogKeyTrack, ss.frame.Track.String(), "chunk", ss.frame.Chunk)
+		}
+	}
+	if recording == 0 && failed != nil {
+		// Nothing can record this stream any more: say so to Twilio (which
+		// reports stream-error, so the stream can be restarted) rather than
+		// swallow its audio.
+		return end{reason: callrec.EndWriteError, detail: "recording failed: " + failed.Error(), code: ws.CloseInternalError, warn: true}, true
+	}
+	return end{}, false
+}
+
 func (ss *session) start(msg *message.Message) {
 	info := msg.Start.Info()
 	info.StartedAt = time.Now().UTC()
@@ -189,9 +236,42 @@ func (ss *session) start(msg *message.Message) {
 	info.Remote = ss.remote
 	ss.streamSID = []byte(info.StreamSID)
 	ss.log = ss.log.With(callrec.LogKeyStreamSID, info.StreamSID, callrec.LogKeyCallSID, info.CallSID)
-	ss.stream = ss.s.rec.Open(info)
+	pair, pairErr := callrec.PairFromParams(info.CustomParameters)
+	info.Pair = pair
+	if ss.s.replicas != nil {
+		for i, st := range ss.s.replicas.OpenReplicas(info, 2) {
+			ss.reps = append(ss.reps, &replica{n: i + 1, s: st})
+		}
+		if len(ss.reps) < 2 {
+			// Written once rather than parked: see ReplicaOpener and
+			// placement.Placer.OpenReplicas.
+			ss.s.m.dualSingle.Inc()
+			ss.log.Warn("dual recording: no second recorder available; this stream is recorded by one recorder only")
+		}
+	} else {
+		ss.reps = []*replica{{s: ss.s.rec.Open(info)}}
+	}
 	ss.setDeadline(ss.s.cfg.IdleTimeout)
-	ss.log.Info("media stream started", "tracks", info.TrackNames, "protocol_connected", ss.connected)
+	attrs := []any{"tracks", info.TrackNames, "protocol_connected", ss.connected, "replicas", len(ss.reps)}
+	if pair != nil {
+		attrs = append(attrs, "pair", pair.Group, "copy", pair.Copy, "copies", pair.Copies)
+	}
+	ss.log.Info("media stream started", attrs...)
+	// After opening, so the recordings get the notes.
+	if pairErr != nil {
+		ss.reject(callrec.ErrKindBadField, "malformed dual-stream pair parameters, stream recorded unpaired: "+pairErr.Error())
+	}
+	if u := ss.urlPair; u != nil && pairErr == nil && (pair == nil || pair.Group != u.Group || pair.Copy != u.Copy) {
+		ss.reject(callrec.ErrKindBadField, fmt.Sprintf("stream connected on the URL of pair %q copy %d, but its custom parameters say %s",
+			u.Group, u.Copy, describePair(pair)))
+	}
+}
+
+func describePair(p *callrec.StreamPair) string {
+	if p == nil {
+		return "no pair"
+	}
+	return fmt.Sprintf("pair %q copy %d", p.Group, p.Copy)
 }
 
 // badMessage counts a rejected message, tells the recording, and ends the
@@ -212,8 +292,8 @@ func (ss *session) reject(kind, detail string) {
 	if ss.bad < 10 {
 		ss.log.Warn("bad Media Streams input", "kind", kind, "detail", detail)
 	}
-	if ss.stream != nil {
-		ss.stream.Note(link.Note{StreamError: callrec.StreamError{At: time.Now().UTC(), Kind: kind, Detail: detail}})
+	for _, r := range ss.reps {
+		r.s.Note(link.Note{StreamError: callrec.StreamError{At: time.Now().UTC(), Kind: kind, Detail: detail}})
 	}
 }
 
@@ -227,7 +307,7 @@ func (ss *session) readError(err error) end {
 		ss.reject(callrec.ErrKindOversize, detail)
 		return end{reason: callrec.EndProtocolError, detail: detail, code: ws.CloseMessageTooBig, warn: true}
 	case errors.As(err, &ne) && ne.Timeout():
-		if ss.stream == nil {
+		if !ss.started() {
 			return end{reason: callrec.EndTimeout, code: ws.ClosePolicyViolation, warn: true,
 				detail: fmt.Sprintf("no start message within %v", ss.s.cfg.StartTimeout)}
 		}

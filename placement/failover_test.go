@@ -59,31 +59,46 @@ func testFailover(t *testing.T, stillAlive bool, failoverAfter time.Duration) {
 	m.add(b, 100, 0)
 	p, reg, _ := newPlacer(t, placement.Config{Recorders: m, FailoverAfter: failoverAfter})
 
-	// Equal recorders, ties by name: a, b, a, b.
+	// Equal recorders: the first stream goes to whichever wins the tie
+	// (by a hash of the adapter id), then they alternate: two on each.
 	calls := make([]*call, 4)
 	for i := range calls {
 		calls[i] = openCall(t, p, i)
 		calls[i].send(25)
 	}
-	onA, onB := []*call{calls[0], calls[2]}, []*call{calls[1], calls[3]}
-	callrectest.Eventually(t, waitTimeout, "streams 0, 2 on rec-a and 1, 3 on rec-b, with audio acknowledged", func() bool {
+	callrectest.Eventually(t, waitTimeout, "every stream opened on a recorder, with audio acknowledged", func() bool {
 		for _, c := range calls {
-			if c.s.Acked() == 0 {
-				return false
-			}
-		}
-		for _, c := range onA {
-			if len(a.segments(t, c.info.StreamSID)) != 1 {
-				return false
-			}
-		}
-		for _, c := range onB {
-			if len(b.segments(t, c.info.StreamSID)) != 1 {
+			if c.s.Acked() == 0 || c.s.INUM() == "" {
 				return false
 			}
 		}
 		return true
 	})
+	var onA, onB []*call
+	for _, c := range calls {
+		switch c.s.INUM().Node() {
+		case a.id:
+			onA = append(onA, c)
+		case b.id:
+			onB = append(onB, c)
+		default:
+			t.Fatalf("%s opened on node %d, neither rec-a nor rec-b", c.info.StreamSID, c.s.INUM().Node())
+		}
+	}
+	if len(onA) != 2 || len(onB) != 2 || calls[0].s.INUM().Node() == calls[1].s.INUM().Node() ||
+		calls[0].s.INUM().Node() != calls[2].s.INUM().Node() {
+		t.Fatalf("4 streams over two equal recorders: %d on rec-a, %d on rec-b; want them alternating, 2 on each", len(onA), len(onB))
+	}
+	for _, c := range onA {
+		if len(a.segments(t, c.info.StreamSID)) != 1 {
+			t.Fatalf("%s: INUM on rec-a, but rec-a has %d recordings of it", c.info.StreamSID, len(a.segments(t, c.info.StreamSID)))
+		}
+	}
+	for _, c := range onB {
+		if len(b.segments(t, c.info.StreamSID)) != 1 {
+			t.Fatalf("%s: INUM on rec-b, but rec-b has %d recordings of it", c.info.StreamSID, len(b.segments(t, c.info.StreamSID)))
+		}
+	}
 	for _, name := range []string{"rec-a", "rec-b"} {
 		if got := callrectest.Metric(t, reg, "callrec_placements_total", map[string]string{"recorder": name}); got != 2 {
 			t.Errorf("callrec_placements_total{recorder=%q} = %v, want 2", name, got)

@@ -4,7 +4,13 @@
 // The adapter keeps one link (internal/link.Client) per recorder it sends
 // to. A new stream goes to the recorder the membership picks (most free
 // capacity, healthy, not draining), counting the streams this adapter
-// opened since the recorder last reported its load, so a burst spreads.
+// opened since the recorder last reported its load, so a burst spreads;
+// ties go by a hash of the adapter's id and the recorder's name, so that
+// adapters placing at the same moment do not herd onto one recorder. The
+// copies of a dual-stream pair, which reach different adapters, go instead
+// to the recorder a rendezvous hash of the call and the pair ranks first,
+// which every adapter computes alike (rank.go). With dual recording a
+// stream is opened twice, on two different recorders (OpenReplicas).
 // When a recorder dies (membership says so) or cannot be reached for
 // FailoverAfter, its link dials another recorder instead: the link's
 // reconnect replays every unacknowledged frame there with a Resume, and
@@ -60,7 +66,8 @@ type Config struct {
 	Registerer    prometheus.Registerer
 }
 
-// Placer implements the media adapter's Opener over a pool of recorders.
+// Placer implements the media adapter's Opener and ReplicaOpener over a
+// pool of recorders.
 type Placer struct {
 	cfg Config
 	log *slog.Logger
@@ -73,6 +80,7 @@ type Placer struct {
 	wg     sync.WaitGroup
 
 	placed    *prometheus.CounterVec
+	decisions *prometheus.CounterVec
 	failovers prometheus.Counter
 	noRec     prometheus.Counter
 }
@@ -105,60 +113,142 @@ func New(ctx context.Context, cfg Config) *Placer {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Placer{cfg: cfg, log: cfg.Log.With(callrec.LogKeyComponent, "placement"), ctx: ctx, links: map[string]*recLink{},
-		placed:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_placements_total", Help: "Streams placed on a recorder, by recorder."}, []string{"recorder"}),
+		placed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_placements_total", Help: "Streams placed on a recorder, by recorder."}, []string{"recorder"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_placement_decisions_total",
+			Help: "Streams placed on a recorder, by how it was chosen: single (least loaded), pair (rendezvous ranking of a dual-stream pair), replica (least loaded not holding the stream's other replica)."}, []string{"kind"}),
 		failovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "callrec_failovers_total", Help: "Links moved to another recorder because theirs failed."}),
 		noRec:     prometheus.NewCounter(prometheus.CounterOpts{Name: "callrec_placement_no_recorder_total", Help: "Streams opened while no recorder was available (kept in retention until one is)."}),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(p.placed, p.failovers, p.noRec)
+		cfg.Registerer.MustRegister(p.placed, p.decisions, p.failovers, p.noRec)
 	}
 	return p
 }
 
 // Open implements mediaadapter.Opener: the stream goes to the least loaded
-// recorder. With no recorder available it goes on a link bound to none,
-// whose frames wait in retention until a recorder is reachable.
+// recorder, or, for a copy of a dual-stream pair, to the recorder the pair's
+// rendezvous ranking puts first (see rankPair). With no recorder available
+// it goes on a link bound to none, whose frames wait in retention until a
+// recorder is reachable.
 func (p *Placer) Open(info callrec.StreamInfo) *link.Stream {
+	return p.open(info, 1)[0]
+}
+
+// OpenReplicas implements mediaadapter.ReplicaOpener (dual recording): it
+// opens n copies of the stream, Replica 1..n, each on a different recorder,
+// choosing them together under one lock. An unpaired stream's replica 1 goes
+// where Open would put it and each further replica to the least loaded
+// recorder not already holding one; a pair copy's replica k goes to the k-th
+// recorder of the pair's rendezvous ranking, so every copy's replica k meets
+// on the same recorder.
+//
+// With fewer recorders available than replicas, it opens as many replicas
+// as there are recorders (at least one, which waits in retention when there
+// is none) and returns fewer than n streams: the caller records the stream
+// fewer times and says so. Parking the missing replicas in retention
+// instead would hold up to RetainBytes per stream for as long as the pool
+// stays short (unbounded in time, 1 MiB a call), fill to overflow within
+// a minute anyway, and keep shutdown waiting on recordings that may never
+// start.
+func (p *Placer) OpenReplicas(info callrec.StreamInfo, n int) []*link.Stream {
+	return p.open(info, max(n, 1))
+}
+
+// open places n replicas of a stream (n == 1: the stream itself, Replica
+// left as given).
+func (p *Placer) open(info callrec.StreamInfo, n int) []*link.Stream {
 	recs := p.cfg.Recorders.Recorders()
 	// One lock across choosing and opening: concurrent opens see each
 	// other's counts, and a link is never retired under a new stream.
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rec, ok := p.pickLocked(recs)
-	var l *recLink
-	if ok {
-		l = p.links[rec.Name]
+	var chosen []Recorder
+	var kinds []string
+	if info.Pair != nil {
+		ranked := rankPair(recs, info)
+		first := 0
+		if n == 1 && info.Replica > 1 { // a lone replica k of a pair copy
+			first = min(info.Replica-1, max(len(ranked)-1, 0))
+		}
+		for i := first; i < len(ranked) && len(chosen) < n; i++ {
+			chosen, kinds = append(chosen, ranked[i]), append(kinds, kindPair)
+		}
+	} else {
+		rest := recs
+		for len(chosen) < n {
+			rec, ok := p.pickLocked(rest)
+			if !ok {
+				break
+			}
+			kind := kindSingle
+			if len(chosen) > 0 {
+				kind = kindReplica
+			}
+			chosen, kinds = append(chosen, rec), append(kinds, kind)
+			if len(chosen) < n {
+				rest = slices.DeleteFunc(slices.Clone(rest), func(r Recorder) bool { return r.Name == rec.Name })
+			}
+		}
+	}
+	out := make([]*link.Stream, 0, n)
+	if len(chosen) == 0 {
+		p.noRec.Inc()
+		l := p.unboundLinkLocked()
+		l.mu.Lock()
+		l.opened++
+		l.mu.Unlock()
+		p.placed.WithLabelValues("").Inc()
+		if n > 1 {
+			info.Replica = 1
+		}
+		return append(out, l.client.Open(info))
+	}
+	for i, rec := range chosen {
+		l := p.links[rec.Name]
 		if l == nil {
 			l = p.newLinkLocked(rec)
 		}
-	} else {
-		p.noRec.Inc()
-		for _, x := range p.all {
-			x.mu.Lock()
-			unbound := x.bound == ""
-			x.mu.Unlock()
-			if unbound {
-				l = x
-				break
-			}
+		l.mu.Lock()
+		l.opened++
+		name := l.bound
+		l.mu.Unlock()
+		p.placed.WithLabelValues(name).Inc()
+		p.decisions.WithLabelValues(kinds[i]).Inc()
+		if n > 1 {
+			info.Replica = i + 1
 		}
-		if l == nil {
-			l = p.newLinkLocked(Recorder{})
+		out = append(out, l.client.Open(info))
+	}
+	return out
+}
+
+// Kinds of placement decision (callrec_placement_decisions_total).
+const (
+	kindSingle  = "single"  // least loaded recorder
+	kindPair    = "pair"    // rendezvous ranking of a dual-stream pair
+	kindReplica = "replica" // least loaded recorder not holding another replica of the stream
+)
+
+// unboundLinkLocked returns the link bound to no recorder, made if needed.
+func (p *Placer) unboundLinkLocked() *recLink {
+	for _, x := range p.all {
+		x.mu.Lock()
+		unbound := x.bound == ""
+		x.mu.Unlock()
+		if unbound {
+			return x
 		}
 	}
-	l.mu.Lock()
-	l.opened++
-	name := l.bound
-	l.mu.Unlock()
-	p.placed.WithLabelValues(name).Inc()
-	return l.client.Open(info)
+	return p.newLinkLocked(Recorder{})
 }
 
 // pickLocked chooses the recorder with the most free room, counting what
 // this adapter opened on each since its last report. A recorder of unknown
-// capacity counts as having plenty, less what it runs.
+// capacity counts as having plenty, less what it runs. Ties go by a hash of
+// this adapter's id and the recorder's name: by name, every adapter would
+// send its burst, and every link of a dead recorder, to the same one.
 func (p *Placer) pickLocked(recs []Recorder) (Recorder, bool) {
-	best, bestScore := -1, 0
+	best, bestScore, bestTie := -1, 0, uint64(0)
 	for i, r := range recs {
 		score := r.Free
 		if score < 0 {
@@ -172,8 +262,12 @@ func (p *Placer) pickLocked(recs []Recorder) (Recorder, bool) {
 			score -= l.opened
 			l.mu.Unlock()
 		}
-		if best < 0 || score > bestScore || (score == bestScore && r.Name < recs[best].Name) {
-			best, bestScore = i, score
+		if best >= 0 && score < bestScore {
+			continue
+		}
+		tie := hash64(p.cfg.AdapterID, r.Name)
+		if best < 0 || score > bestScore || tie > bestTie || (tie == bestTie && r.Name < recs[best].Name) {
+			best, bestScore, bestTie = i, score, tie
 		}
 	}
 	if best < 0 {

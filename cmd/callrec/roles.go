@@ -169,7 +169,7 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	mediaAddr := fs.String("media-addr", "127.0.0.1:8081", "Twilio Media Streams WebSocket listen address")
 	mediaPath := fs.String("media-path", "/media", "path of the Media Streams endpoint")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8083", "metrics and health listen address")
-	recAddr := fs.String("recorder", "127.0.0.1:8090", "link address of the recorder (without a pool; with --pool-seeds recorders are chosen from the pool per stream)")
+	recAddr := fs.String("recorder", "127.0.0.1:8090", "link address of the recorder (without a pool; with --pool-seeds recorders are chosen from the pool per stream); with --dual-recording and no pool, two comma-separated addresses: replica 1's, replica 2's")
 	retain := fs.Int("retain-bytes", link.DefaultRetainBytes, "per-stream budget of unacknowledged audio kept for replay")
 	tlsCert := fs.String("media-tls-cert", "", "certificate file: serve wss:// on the media address")
 	tlsKey := fs.String("media-tls-key", "", "key file for --media-tls-cert")
@@ -179,6 +179,9 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	fs.DurationVar(&mc.IdleTimeout, "idle-timeout", mediaadapter.DefaultIdleTimeout, "close a stream after this long without a message")
 	fs.DurationVar(&mc.StartTimeout, "start-timeout", mediaadapter.DefaultStartTimeout, "close a socket that sends no start within this long")
 	fs.Int64Var(&mc.ReadLimit, "read-limit", mediaadapter.DefaultReadLimit, "largest Media Streams message accepted, bytes")
+	fs.BoolVar(&mc.DualRecording, "dual-recording", false, "write every stream to two recorders at once (two recordings, replicas 1 and 2). "+
+		"With a pool: two different recorders of the pool, each replica failing over on its own; a stream that starts while only one recorder "+
+		"is available is written once (logged, callrec_media_dual_recording_single_total). Without a pool: the two --recorder addresses, no failover")
 	var pf poolFlags
 	pf.register(fs)
 	lf.register(fs)
@@ -198,6 +201,7 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	if mc.PublicURL == "" {
 		mc.PublicURL = "ws://" + ln.Addr().String() + *mediaPath
 	}
+	mc.Path = *mediaPath
 	if mc.AuthToken == "" && mc.SkipSignature {
 		log.Warn("INSECURE: accepting unsigned Media Streams")
 	}
@@ -249,10 +253,20 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 			Log: log, Registerer: reg})
 		opener, links, runLink = placer, placer, placer.Done
 	} else {
-		var d net.Dialer
-		client := link.NewClient(link.ClientConfig{AdapterID: mc.NodeID, RetainBytes: *retain, Log: log.With(callrec.LogKeyComponent, "link"),
-			Dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", *recAddr) }})
-		opener, links, runLink = client, client, func() { _ = client.Run(linkCtx) }
+		clients, err := recorderClients(*recAddr, mc.DualRecording, mc.NodeID, *retain, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if len(clients) == 1 {
+			opener, links, runLink = clients[0], clients[0], func() { _ = clients[0].Run(linkCtx) }
+		} else {
+			rs := make(mediaadapter.Replicas, len(clients))
+			for i, c := range clients {
+				rs[i] = c
+			}
+			opener, links, runLink = rs, clients, func() { clients.run(linkCtx) }
+		}
 	}
 	media, err = mediaadapter.New(mc, opener, log, reg)
 	if err != nil {
@@ -265,6 +279,7 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 	}
 	mux := http.NewServeMux()
 	mux.Handle(*mediaPath, media)
+	mux.Handle(strings.TrimSuffix(*mediaPath, "/")+"/pair/", media) // the copies of dual-stream pairs
 	mediaSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	var wg sync.WaitGroup
 	wg.Go(runLink)
@@ -307,6 +322,64 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 		stopLink()
 		wg.Wait()
 	})
+}
+
+// recorderClients makes the link clients of an adapter without a pool: one
+// per --recorder address, two with dual recording.
+func recorderClients(addrs string, dual bool, adapterID string, retain int, log *slog.Logger) (linkClients, error) {
+	var list []string
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			list = append(list, a)
+		}
+	}
+	switch {
+	case dual && len(list) != 2:
+		return nil, fmt.Errorf("--dual-recording without a pool needs two --recorder addresses (comma-separated), got %d", len(list))
+	case !dual && len(list) != 1:
+		return nil, fmt.Errorf("--recorder takes one address (two only with --dual-recording), got %d", len(list))
+	}
+	var out linkClients
+	for i, addr := range list {
+		var d net.Dialer
+		id := adapterID
+		if len(list) > 1 {
+			id = fmt.Sprintf("%s-r%d", adapterID, i+1)
+		}
+		out = append(out, link.NewClient(link.ClientConfig{AdapterID: id, RetainBytes: retain,
+			Log:  log.With(callrec.LogKeyComponent, "link", "recorder", addr),
+			Dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}))
+	}
+	return out, nil
+}
+
+// linkClients are the links of a dual-recording adapter without a pool.
+type linkClients []*link.Client
+
+func (cs linkClients) Connected() bool {
+	for _, c := range cs {
+		if !c.Connected() {
+			return false
+		}
+	}
+	return true
+}
+
+func (cs linkClients) Wait(ctx context.Context) error {
+	for _, c := range cs {
+		if err := c.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (cs linkClients) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() { _ = c.Run(ctx) })
+	}
+	wg.Wait()
 }
 
 // requireToken serves h only to requests with the bearer token (all

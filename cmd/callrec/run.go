@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -350,6 +351,7 @@ func (s *system) open() error {
 	}
 	mc := cfg.Media
 	mc.PublicURL, mc.AuthToken, mc.SkipSignature, mc.NodeID = cfg.PublicURL, cfg.AuthToken, cfg.SkipSignature, "run"
+	mc.Path = cfg.MediaPath
 	if mc.PublicURL == "" {
 		mc.PublicURL = s.MediaURL
 	}
@@ -376,6 +378,9 @@ func (s *system) closeIndex() {
 func (s *system) mediaMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(s.cfg.MediaPath, s.media)
+	// The streams of a dual-stream pair (tracker --dual-streams) come to
+	// <media path>/pair/<group>/<copy>.
+	mux.Handle(strings.TrimSuffix(s.cfg.MediaPath, "/")+"/pair/", s.media)
 	return mux
 }
 
