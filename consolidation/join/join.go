@@ -21,6 +21,12 @@
 // A missing or late side is shown, never guessed: without a contact the
 // agents come only from the recordings' explicit "agent" parameter and the
 // interaction is tagged contact_missing.
+//
+// Recordings are judged per stream (see streams.go): the replicas of a
+// dual-recorded stream are copies, so a stream is complete when one of its
+// replicas is, and the call record names the replica to play; a stream
+// replaced after a failure (restart_of) leaves a gap, measured from the
+// end of the failed stream's audio to the start of the replacement's.
 package join
 
 import (
@@ -81,6 +87,18 @@ type RecSummary struct {
 	StartedAt      time.Time              `json:"started_at,omitzero"`
 	StoppedAt      time.Time              `json:"stopped_at,omitzero"`
 	UpdatedAt      time.Time              `json:"updated_at,omitzero"`
+	// Replica is the stream's replica number under dual recording (1 or
+	// 2; 0 when one recorder writes the stream).
+	Replica int `json:"replica,omitempty"`
+	// CopySIDs are the stream SIDs of a merged (dual-stream) recording's
+	// copies, in the order they joined.
+	CopySIDs []string `json:"copy_sids,omitempty"`
+	// StreamStartedAt, AudioOffsetMS and AudioDurationMS place the audio
+	// in time: its first sample is at stream time AudioOffsetMS, its last
+	// AudioDurationMS later (restart gaps are measured with them).
+	StreamStartedAt time.Time `json:"stream_started_at,omitzero"`
+	AudioOffsetMS   int64     `json:"audio_offset_ms,omitempty"`
+	AudioDurationMS int64     `json:"audio_duration_ms,omitempty"`
 }
 
 // State is the joined state of one interaction, as persisted.
@@ -152,6 +170,13 @@ func (j *Joiner) NotifyRecording(ctx context.Context, ev callrec.RecordingEvent)
 		Agent: p[ParamAgent], Team: p[ParamTeam], StreamName: p[ParamStreamName], RestartOf: p[ParamRestartOf],
 		PreviousINUM: r.PreviousINUM,
 		StartedAt:    r.StartedAt, StoppedAt: r.StoppedAt, UpdatedAt: r.UpdatedAt,
+		Replica: r.Stream.Replica, StreamStartedAt: r.Stream.StartedAt,
+		AudioOffsetMS: r.Audio.OffsetMS, AudioDurationMS: r.Audio.DurationMS,
+	}
+	for _, c := range r.Accounting.Copies {
+		if c.StreamSID != "" && !slices.Contains(s.CopySIDs, c.StreamSID) {
+			s.CopySIDs = append(s.CopySIDs, c.StreamSID)
+		}
 	}
 	if s.Stopped && s.State == callrec.StateRecording {
 		// A STOPPED event whose recording still says recording: the recorder
@@ -408,7 +433,13 @@ func Build(st *State) store.Interaction {
 		tags = append(tags, TagRestarted)
 	}
 
-	in.Status = recordingStatus(recs)
+	gs := groupStreams(recs)
+	in.Status = recordingStatus(gs)
+	in.Replicas = replicaSets(gs)
+	in.Gaps = restartGaps(gs)
+	for _, g := range in.Gaps {
+		in.GapMS += g.DurationMS
+	}
 	if len(recs) == 0 {
 		switch {
 		case c == nil:
@@ -424,8 +455,11 @@ func Build(st *State) store.Interaction {
 			tags = append(tags, TagNotRecorded)
 		}
 	}
+	// Segments go on the recordings to play: not on a replica's twin.
+	alt := alternates(gs)
+	playable := slices.DeleteFunc(slices.Clone(recs), func(r RecSummary) bool { return alt[r.INUM] })
 	for i := range in.Segments {
-		matchRecording(&in.Segments[i], recs)
+		matchRecording(&in.Segments[i], playable)
 	}
 	if in.Status == store.StatusRecording && len(recs) > 0 {
 		in.End = time.Time{}
@@ -501,47 +535,4 @@ func monitoredAnswered(c *callrec.Contact) bool {
 		}
 	}
 	return false
-}
-
-// recordingStatus is the completeness of a non-empty set of recordings:
-// recording while any is being written; interrupted when an interrupted
-// recording was not replaced by a completed one; partial when a stream was
-// replaced (audio is missing between the failure and the replacement);
-// complete otherwise.
-func recordingStatus(recs []RecSummary) string {
-	if len(recs) == 0 {
-		return ""
-	}
-	for _, r := range recs {
-		if !r.Stopped {
-			return store.StatusRecording
-		}
-	}
-	replaced := func(r RecSummary) bool {
-		for _, x := range recs {
-			if x.INUM == r.INUM || x.State != callrec.StateComplete {
-				continue
-			}
-			if (r.StreamSID != "" && x.RestartOf == r.StreamSID) || x.PreviousINUM == r.INUM {
-				return true
-			}
-		}
-		return false
-	}
-	partial := false
-	for _, r := range recs {
-		if r.RestartOf != "" {
-			partial = true
-		}
-		if r.State == callrec.StateInterrupted {
-			if !replaced(r) {
-				return store.StatusInterrupted
-			}
-			partial = true
-		}
-	}
-	if partial {
-		return store.StatusPartial
-	}
-	return store.StatusComplete
 }

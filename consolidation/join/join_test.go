@@ -71,10 +71,11 @@ func params(extra ...string) map[string]string {
 
 func rec(n callrec.INUM, stream string, p map[string]string, state callrec.RecordingState, start, stop time.Duration) callrec.Recording {
 	r := callrec.Recording{INUM: n, Node: 7, State: state,
-		Stream:    callrec.StreamInfo{StreamSID: stream, CallSID: custCall, CustomParameters: p},
+		Stream:    callrec.StreamInfo{StreamSID: stream, CallSID: custCall, CustomParameters: p, StartedAt: t0.Add(start)},
 		StartedAt: t0.Add(start), UpdatedAt: t0.Add(start)}
 	if state != callrec.StateRecording {
 		r.StoppedAt, r.UpdatedAt = t0.Add(stop), t0.Add(stop)
+		r.Audio.DurationMS = (stop - start).Milliseconds()
 		r.EndReason = callrec.EndStop
 		if state == callrec.StateInterrupted {
 			r.EndReason = callrec.EndSocketClosed
@@ -85,6 +86,7 @@ func rec(n callrec.INUM, stream string, p map[string]string, state callrec.Recor
 
 func started(r callrec.Recording) callrec.RecordingEvent {
 	r.State, r.StoppedAt, r.EndReason, r.UpdatedAt = callrec.StateRecording, time.Time{}, "", r.StartedAt
+	r.Audio.DurationMS, r.Accounting = 0, callrec.Accounting{}
 	return callrec.RecordingEvent{Type: callrec.RecordingStarted, At: r.StartedAt, Recording: r}
 }
 
@@ -292,7 +294,11 @@ func TestStreamErrorReplacement(t *testing.T) {
 	want := store.Interaction{ID: taskSID, TaskSID: taskSID, CallSID: custCall, ConferenceSID: confSID,
 		Direction: "inbound", From: customer, To: flexNum, Queue: "Sales", Agents: []string{alice},
 		Teams: []string{"east"}, Start: t0, End: t0.Add(65 * time.Second), DurationMS: 65000, INUMs: []callrec.INUM{n1, n2},
-		Status: store.StatusPartial, Tags: []string{TagRestarted}, Segments: []store.Segment{aliceSegment(true, n1)}}
+		Status: store.StatusPartial, Tags: []string{TagRestarted}, Segments: []store.Segment{aliceSegment(true, n1)},
+		// r1's audio ends at 20 s, r2's stream starts at 22 s.
+		Gaps: []store.RestartGap{{FromINUM: n1, ToINUM: n2, FromStreamSID: streamSID, ToStreamSID: stream2,
+			Start: t0.Add(20 * time.Second), End: t0.Add(22 * time.Second), DurationMS: 2000, Cause: store.GapStreamRestart}},
+		GapMS: 2000}
 	for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 3, 0, 1}, {1, 3, 0, 2, 1, 3}} {
 		t.Run(fmt.Sprint(order), func(t *testing.T) {
 			e := newEnv(t)

@@ -534,3 +534,45 @@ func TestLiveRecording(t *testing.T) {
 	s.sink.Close(s.seq, link.Close{Reason: callrec.EndStop})
 	callrectest.Eventually(t, waitTimeout, "the recording to finish", func() bool { return rn.node.Active() == 0 })
 }
+
+// TestRemoteMergedRecording: the accounting of a merged, dual-recorded
+// recording (its pair, replica, copies and supply runs) reaches
+// consolidation from a recorder node intact.
+func TestRemoteMergedRecording(t *testing.T) {
+	n, err := callrec.NewINUM(nodeID, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	rec := callrec.Recording{INUM: n, Node: nodeID, State: callrec.StateInterrupted, EndReason: callrec.EndCrash,
+		Stream: callrec.StreamInfo{StreamSID: "MZ1", CallSID: "CA1", TrackNames: []string{"inbound", "outbound"},
+			CustomParameters: map[string]string{"pair": "rec-WR1", "copy": "1", "copies": "2"}, StartedAt: at,
+			Pair: &callrec.StreamPair{Group: "rec-WR1", Copy: 1, Copies: 2}, Replica: 2},
+		StartedAt: at, StoppedAt: at.Add(time.Minute), UpdatedAt: at.Add(time.Minute),
+		Audio: callrec.AudioInfo{Ref: "a.wav", Format: "wav/mulaw-stereo", SampleRate: 8000, Channels: 2, DataBytes: 960000, DurationMS: 60000},
+		Accounting: callrec.Accounting{
+			Tracks: []callrec.TrackAccounting{{Track: "inbound", Expected: 3000, Received: 3000, FirstChunk: 1, LastChunk: 3000,
+				Samples: 480000, Gaps: []callrec.Gap{}, Supply: []callrec.SupplyRun{{Copy: 1, FromChunk: 1, ToChunk: 10}, {Copy: 2, FromChunk: 11, ToChunk: 3000}},
+				SupplyOmit: 3}},
+			Copies: []callrec.CopyAccounting{
+				{Copy: 1, StreamSID: "MZ1", Adapter: "a1", Alignment: callrec.AlignOrigin, Received: 20, Supplied: 20, JoinedAt: at,
+					EndedAt: at.Add(time.Second), EndReason: callrec.EndSocketClosed},
+				{Copy: 2, StreamSID: "MZ2", Adapter: "a2", Alignment: callrec.AlignClock, OffsetMS: -35, Received: 6000, Supplied: 5980,
+					Redundant: 20, BeforeStart: 2, JoinedAt: at.Add(30 * time.Millisecond)}}}}
+	body := jsonOf(t, rec)
+	api := serveRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/recordings/"+string(n) {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}), "")
+	got, err := recsource.NewRemote(map[uint16]string{nodeID: api.srv.URL}, "").Recording(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rec, *got); diff != "" {
+		t.Errorf("recording (-recorder +consolidation):\n%s", diff)
+	}
+}

@@ -63,6 +63,55 @@ type Interaction struct {
 	// Segments are the agents' parts of the call, each matched to the
 	// recording that covers it (not indexed).
 	Segments []Segment `json:"segments,omitempty"`
+	// Replicas groups the recordings that are copies of one stream, written
+	// by two recorders at once (dual recording), and names the one to play
+	// (not indexed). Their INUMs are in INUMs as well.
+	Replicas []ReplicaSet `json:"replicas,omitempty"`
+	// Gaps are the stretches of the call no recording holds because a
+	// failed stream was replaced by a new one (not indexed).
+	Gaps []RestartGap `json:"gaps,omitempty"`
+	// GapMS is the total length of Gaps: audio known to be lost.
+	GapMS int64 `json:"gap_ms,omitempty"`
+}
+
+// ReplicaSet is one stream recorded by two recorders at once: its replicas
+// are full recordings of the same audio, not consecutive parts.
+type ReplicaSet struct {
+	StreamSID string    `json:"stream_sid"`
+	Replicas  []Replica `json:"replicas"` // by replica number
+	// Preferred is the recording to play: the first of the best replica
+	// (complete, then partial, then still recording, then interrupted; on
+	// a tie the lower replica number).
+	Preferred callrec.INUM `json:"preferred"`
+}
+
+// Replica is one recorder's copy of a stream: its recording, followed by
+// the recordings continuing it after a recorder failover.
+type Replica struct {
+	Replica int            `json:"replica"`
+	INUMs   []callrec.INUM `json:"inums"`
+	// Status is the replica's completeness, one of the Status constants
+	// but missing_audio.
+	Status string `json:"status"`
+}
+
+// GapStreamRestart is the cause of a RestartGap: the stream failed and the
+// tracker started a replacement stream.
+const GapStreamRestart = "stream_restart"
+
+// RestartGap is audio lost between the end of a failed stream's recording
+// and the start of its replacement's, measured on the recordings' audio:
+// from the failed recording's last sample (its stream start + audio offset
+// + audio duration) to the replacement's first sample. Never negative.
+type RestartGap struct {
+	FromINUM      callrec.INUM `json:"from_inum"`
+	ToINUM        callrec.INUM `json:"to_inum"`
+	FromStreamSID string       `json:"from_stream_sid,omitempty"`
+	ToStreamSID   string       `json:"to_stream_sid,omitempty"`
+	Start         time.Time    `json:"start"`
+	End           time.Time    `json:"end"`
+	DurationMS    int64        `json:"duration_ms"`
+	Cause         string       `json:"cause"` // GapStreamRestart
 }
 
 // Segment is one agent session of a call: an agent's connection from answer

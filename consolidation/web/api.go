@@ -202,17 +202,6 @@ func (pb *playbacks) forget(user string, n callrec.INUM) {
 	delete(pb.last, user+"\x00"+string(n))
 }
 
-// TimelineEntry is one event of a call, placed on its recording when one
-// covers it.
-type TimelineEntry struct {
-	At       time.Time    `json:"at"`
-	Kind     string       `json:"kind"`
-	Label    string       `json:"label"`
-	Agent    string       `json:"agent,omitempty"`
-	INUM     callrec.INUM `json:"inum,omitempty"`
-	OffsetMS *int64       `json:"offset_ms,omitempty"`
-}
-
 // Detail is the answer to GET /api/interactions/{id}.
 type Detail struct {
 	Interaction store.Interaction    `json:"interaction"`
@@ -269,135 +258,8 @@ func (s *Server) detail(ctx context.Context, in store.Interaction) (*Detail, err
 		}
 		d.Recordings = append(d.Recordings, rec)
 	}
-	d.Timeline = timeline(d.Contact, d.Recordings)
+	d.Timeline = timeline(&d.Interaction, d.Contact, d.Recordings)
 	return d, nil
-}
-
-// timeline lists a call's events in time order: the agents' connections,
-// transfers, and each recording's start, stop, gaps, failover and restart.
-func timeline(c *callrec.Contact, recs []*callrec.Recording) []TimelineEntry {
-	out := []TimelineEntry{}
-	place := func(e TimelineEntry) {
-		if e.At.IsZero() {
-			return
-		}
-		if e.INUM == "" {
-			for _, r := range recs {
-				end := r.StoppedAt
-				if end.IsZero() {
-					end = r.UpdatedAt
-				}
-				if !e.At.Before(r.StartedAt) && !e.At.After(end) {
-					e.INUM = r.INUM
-					off := e.At.Sub(r.StartedAt).Milliseconds()
-					e.OffsetMS = &off
-					break
-				}
-			}
-		}
-		out = append(out, e)
-	}
-	if c != nil {
-		for _, x := range c.Connections {
-			who := x.AgentExtension
-			place(TimelineEntry{At: x.OfferedAt, Kind: "offered", Label: "Offered to " + who, Agent: who})
-			if x.Status == callrec.ConnDeclined {
-				at := x.EndedAt
-				if at.IsZero() {
-					at = x.OfferedAt
-				}
-				place(TimelineEntry{At: at, Kind: "declined", Label: fmt.Sprintf("%s did not take the call (%s)", who, x.EndReason), Agent: who})
-			}
-			mon := ""
-			if !x.Monitored {
-				mon = " (not monitored: not recorded)"
-			}
-			place(TimelineEntry{At: x.AnsweredAt, Kind: "answered", Label: who + " answered" + mon, Agent: who})
-			place(TimelineEntry{At: x.WrapUpAt, Kind: "wrapup", Label: who + " left the call (wrap-up)", Agent: who})
-			if x.Status == callrec.ConnEnded {
-				place(TimelineEntry{At: x.EndedAt, Kind: "ended", Label: who + " completed the task", Agent: who})
-			}
-		}
-		for _, t := range c.Transfers {
-			to := t.To
-			for _, x := range c.Connections {
-				if x.WorkerSID != "" && x.WorkerSID == t.To && x.AgentExtension != "" {
-					to = x.AgentExtension
-				}
-			}
-			place(TimelineEntry{At: transferTime(c, t), Kind: "transfer",
-				Label: fmt.Sprintf("%s %s transfer to %s: %s", strings.ToLower(t.Mode), strings.ToLower(t.Type), to, t.Status)})
-		}
-		if c.EndedAt.After(time.Time{}) {
-			place(TimelineEntry{At: c.EndedAt, Kind: "ended", Label: "Call ended (" + string(c.Status) + ")"})
-		}
-	}
-	for _, r := range recs {
-		zero := int64(0)
-		agent := r.Stream.CustomParameters["agent"]
-		switch {
-		case r.PreviousINUM != "":
-			out = append(out, TimelineEntry{At: r.StartedAt, Kind: "failover", INUM: r.INUM, OffsetMS: &zero, Agent: agent,
-				Label: fmt.Sprintf("Recording continues on recorder %d as %s after recording %s was lost", r.Node, r.INUM, r.PreviousINUM)})
-		case r.Stream.CustomParameters["restart_of"] != "":
-			out = append(out, TimelineEntry{At: r.StartedAt, Kind: "restart", INUM: r.INUM, OffsetMS: &zero, Agent: agent,
-				Label: fmt.Sprintf("Replacement stream started after stream %s failed", r.Stream.CustomParameters["restart_of"])})
-		default:
-			out = append(out, TimelineEntry{At: r.StartedAt, Kind: "recording_started", INUM: r.INUM, OffsetMS: &zero, Agent: agent,
-				Label: fmt.Sprintf("Recording %s started on recorder %d", r.INUM, r.Node)})
-		}
-		for _, tr := range r.Accounting.Tracks {
-			for _, g := range tr.Gaps {
-				off := g.StartMS - r.Audio.OffsetMS
-				what := fmt.Sprintf("%d frames", g.Frames)
-				if g.Frames == 0 {
-					what = fmt.Sprintf("%d ms", g.EndMS-g.StartMS)
-				}
-				out = append(out, TimelineEntry{At: r.StartedAt.Add(time.Duration(off) * time.Millisecond), Kind: "gap", INUM: r.INUM, OffsetMS: &off,
-					Label: fmt.Sprintf("Gap on the %s track: %s missing (%s)", trackName(tr.Track), what, g.Cause)})
-			}
-		}
-		if !r.StoppedAt.IsZero() {
-			end := r.Audio.DurationMS
-			kind, label := "recording_stopped", fmt.Sprintf("Recording %s stopped (%s)", r.INUM, r.EndReason)
-			if r.State == callrec.StateInterrupted {
-				kind, label = "interrupted", fmt.Sprintf("Recording %s interrupted (%s)", r.INUM, r.EndReason)
-			}
-			out = append(out, TimelineEntry{At: r.StoppedAt, Kind: kind, INUM: r.INUM, OffsetMS: &end, Label: label})
-		}
-	}
-	slices.SortStableFunc(out, func(a, b TimelineEntry) int { return a.At.Compare(b.At) })
-	return out
-}
-
-// transferTime estimates when a transfer happened: when the first agent
-// connection after the initiator's answer was offered (events carry no
-// transfer time of their own).
-func transferTime(c *callrec.Contact, t callrec.Transfer) time.Time {
-	var answered time.Time
-	for _, x := range c.Connections {
-		if x.ReservationSID == t.InitiatingReservationSID {
-			answered = x.AnsweredAt
-		}
-	}
-	var at time.Time
-	for _, x := range c.Connections {
-		if x.ReservationSID != t.InitiatingReservationSID && x.OfferedAt.After(answered) && (at.IsZero() || x.OfferedAt.Before(at)) {
-			at = x.OfferedAt
-		}
-	}
-	return at
-}
-
-// trackName names a track for people: inbound is the customer.
-func trackName(t string) string {
-	switch t {
-	case "inbound":
-		return "customer"
-	case "outbound":
-		return "agent"
-	}
-	return t
 }
 
 // recordingFor loads a recording the principal may see: the interaction

@@ -1,12 +1,16 @@
-// call.js: one call (/calls/{id}): summary, player, timeline, frame
-// accounting, Twilio identifiers and export.
+// call.js: one call (/calls/{id}): summary, player (with a stream's
+// replicas and a merged recording's supply strip), timeline (with an
+// overview bar shading the audio lost at stream restarts), frame accounting
+// (with a merged recording's copies), Twilio identifiers and export.
 
 import {
   api, ApiError, initPage, showError, clearError, el, clear, canSearch,
   fmtDateTime, fmtTime, fmtDuration, fmtClock, fmtMs, fmtInt,
-  statusBadge, directionLabel, customerNumber, copyButton,
+  statusBadge, directionLabel, customerNumber, copyButton, fmtSecs,
 } from './common.js';
 import { Player } from './player.js';
+import { SupplyStrip, isMerged } from './supply.js';
+import { replicaOf, alternatesOf, renderReplicaBox, copiesTable, renderOverview } from './streams.js';
 
 // The interaction id is everything after /calls/, URL-decoded. Ids may
 // contain ":" ("call:CA…" for calls without a task).
@@ -25,22 +29,27 @@ const state = {
   recordings: [],
   timeline: [],
   current: 0, // index of the recording in the player
+  replicas: [], // interaction.replicas: streams recorded twice
+  alternates: new Set(), // INUMs of replicas other than the one to play
 };
 let player = null;
+let supply = null; // the supply strip of a merged recording
 
 const TRACK_LABELS = { inbound: 'Customer (inbound)', outbound: 'Agent (outbound)' };
 const KIND_LABELS = {
   offered: 'Offered', answered: 'Answered', hold: 'Hold', wrapup: 'Wrap-up', ended: 'Ended',
   transfer: 'Transfer', recording_started: 'Rec. started', recording_stopped: 'Rec. stopped',
   gap: 'Gap', failover: 'Failover', restart: 'Restart', interrupted: 'Interrupted',
+  restart_gap: 'Audio lost', copy_joined: 'Copy joined', copy_ended: 'Copy ended',
 };
 const KIND_CLASS = {
   offered: 'flow', answered: 'flow', hold: 'hold', wrapup: 'flow', ended: 'flow', transfer: 'transfer',
   recording_started: 'rec', recording_stopped: 'rec',
   gap: 'problem', interrupted: 'problem', failover: 'warn', restart: 'warn',
+  restart_gap: 'problem', copy_joined: 'rec', copy_ended: 'warn',
 };
 const END_REASONS = {
-  stop: 'Twilio stop message', closed: 'socket closed without stop', protocol_error: 'protocol error',
+  stop: 'Twilio stop message', socket_closed: 'socket closed without stop', protocol_error: 'protocol error',
   timeout: 'idle timeout', shutdown: 'recorder shut down', crash: 'recorder crashed (repaired on restart)',
   write_error: 'write error', link_lost: 'adapter link lost',
 };
@@ -83,6 +92,9 @@ function recordingLabel(rec, i, n) {
   const parts = [`Recording ${i + 1}${n > 1 ? ` of ${n}` : ''}`, `INUM ${rec.inum}`, rec.state || ''];
   const dur = rec.audio && rec.audio.duration_ms;
   if (dur !== undefined) parts.push(fmtDuration(dur));
+  const r = replicaOf(state.replicas, rec.inum);
+  if (r) parts.push(`replica ${r.replica.replica}${state.alternates.has(rec.inum) ? ' (twin)' : ' (plays)'}`);
+  if (isMerged(rec)) parts.push(`${rec.accounting.copies.length} streams merged`);
   if (rec.previous_inum) parts.push(`continues ${rec.previous_inum}`);
   return parts.filter(Boolean).join(' · ');
 }
@@ -105,6 +117,7 @@ function renderRecordingInfo(rec) {
   if (rec.node !== undefined) bits.push(`node ${rec.node}`);
   if (rec.previous_inum) bits.push(`failover continuation of INUM ${rec.previous_inum}`);
   if (rec.audio && rec.audio.offset_ms) bits.push(`starts ${fmtMs(rec.audio.offset_ms)} into the stream`);
+  if (isMerged(rec)) bits.push(`merged from ${rec.accounting.copies.length} streams of a dual-stream pair`);
   info.append(el('span', { class: 'muted' }, bits.join(' · ')));
 }
 
@@ -115,9 +128,15 @@ function selectRecording(index, opts = {}) {
   const select = document.getElementById('recording-select');
   select.value = rec.inum;
   renderRecordingInfo(rec);
+  renderReplicaBox(document.getElementById('replica-box'), rec, state.replicas, state.recordings,
+    (i) => selectRecording(i, { seekTo: player.audio.currentTime }));
   player.load(rec, markersFor(rec), opts);
+  supply.show(rec);
   for (const sec of document.querySelectorAll('#accounting .acct')) {
     sec.classList.toggle('current', sec.dataset.inum === rec.inum);
+  }
+  for (const b of document.querySelectorAll('#call-overview .ov-rec')) {
+    b.classList.toggle('current', b.dataset.inum === rec.inum);
   }
 }
 
@@ -155,7 +174,14 @@ function renderPlayer() {
     if (index >= 0) selectRecording(index);
   });
   player = new Player({ onError: showError });
-  selectRecording(0);
+  supply = new SupplyStrip({
+    canvas: document.getElementById('supply'), legend: document.getElementById('supply-legend'),
+    spanOf: (rec) => player.spanMs() || (rec.audio && rec.audio.duration_ms) || 0,
+    seek: (seconds) => player.seekTo(seconds),
+  });
+  document.getElementById('audio').addEventListener('durationchange', () => supply.redraw());
+  // The recording to play first: not a replica's twin.
+  selectRecording(Math.max(0, recs.findIndex((r) => !state.alternates.has(r.inum))));
 }
 
 // ---------------------------------------------------------------------------
@@ -184,7 +210,10 @@ function renderTimeline() {
           `▸ ${fmtClock(Number(e.offset_ms) / 1000)}${multi ? ` · rec ${recIndex + 1}` : ''}`)
         : null,
     ];
-    const attrs = { class: `timeline-entry${seekable ? ' seekable' : ''}`, dataset: { kind } };
+    if (kind === 'restart_gap') {
+      content.push(el('span', { class: 'tl-lost mono' }, `${fmtSecs(Number(e.duration_ms) || 0)} of audio lost, until ${fmtTime(e.end)}`));
+    }
+    const attrs = { class: `timeline-entry${seekable ? ' seekable' : ''}${kind === 'restart_gap' ? ' timeline-gap' : ''}`, dataset: { kind } };
     if (e.inum) attrs.dataset.inum = e.inum;
     if (seekable) attrs.dataset.offsetMs = String(e.offset_ms);
     const li = el('li', attrs);
@@ -296,6 +325,8 @@ function renderAccountingFor(rec, i) {
       body)));
   }
 
+  if (isMerged(rec)) sec.append(...copiesTable(rec, { tracks: TRACK_LABELS, endReasons: END_REASONS }));
+
   // Stream-level facts.
   const msgs = acc.messages || {};
   const facts = el('dl', { class: 'facts' });
@@ -391,7 +422,8 @@ function renderIds() {
   seen.add(it.call_sid);
   state.recordings.forEach((rec, i) => {
     const n = state.recordings.length > 1 ? ` (rec ${i + 1})` : '';
-    dl.append(el('div', { class: 'id-group' }, `Recording ${i + 1}`));
+    const r = replicaOf(state.replicas, rec.inum);
+    dl.append(el('div', { class: 'id-group' }, `Recording ${i + 1}${r ? ` · replica ${r.replica.replica}` : ''}`));
     row(`INUM${n}`, rec.inum);
     if (rec.stream) {
       row(`Stream SID${n}`, rec.stream.stream_sid);
@@ -531,12 +563,15 @@ async function start() {
   state.interaction = data.interaction || {};
   state.recordings = Array.isArray(data.recordings) ? data.recordings : [];
   state.timeline = Array.isArray(data.timeline) ? data.timeline : [];
+  state.replicas = Array.isArray(state.interaction.replicas) ? state.interaction.replicas : [];
+  state.alternates = alternatesOf(state.replicas);
 
   loading.hidden = true;
   document.getElementById('call-view').hidden = false;
   renderHeader(state.interaction);
   renderAccounting();
   renderTimeline();
+  renderOverview(document.getElementById('call-overview'), state.interaction, state.recordings, state.alternates, (i) => selectRecording(i));
   renderSegments();
   renderIds();
   wireExport();

@@ -282,6 +282,14 @@ export function fmtMs(ms) {
   return `${fmtClock(v / 1000)}.${pad(v % 1000, 3)}`;
 }
 
+// fmtSecs: a length in ms → "1.325 s" (precise, for lost audio); from a
+// minute on, "m:ss.mmm".
+export function fmtSecs(ms) {
+  const v = Math.max(0, Math.round(Number(ms) || 0));
+  if (v >= 60000) return fmtMs(v);
+  return `${Math.floor(v / 1000)}.${pad(v % 1000, 3)} s`;
+}
+
 export function fmtInt(n) {
   const v = Number(n) || 0;
   return v.toLocaleString('en-US');

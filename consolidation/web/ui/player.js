@@ -24,7 +24,8 @@ const GAP_EDGE = '#dc2626';
 const PLAYHEAD = '#111827';
 
 const MARKER_COLORS = {
-  gap: '#dc2626', interrupted: '#dc2626', failover: '#d97706', restart: '#d97706',
+  gap: '#dc2626', interrupted: '#dc2626', failover: '#d97706', restart: '#d97706', restart_gap: '#dc2626',
+  copy_joined: '#0f766e', copy_ended: '#d97706',
   recording_started: '#15803d', recording_stopped: '#15803d',
   hold: '#b45309', transfer: '#0e7490',
 };

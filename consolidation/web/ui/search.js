@@ -7,7 +7,7 @@
 
 import {
   api, initPage, showError, clearError, el, clear, canSearch, homeFor,
-  fmtDateTime, fmtDuration, statusBadge, directionLabel, customerNumber, callHref,
+  fmtDateTime, fmtDuration, fmtSecs, statusBadge, directionLabel, customerNumber, callHref,
   localInputToRFC3339, rfc3339ToLocalInput, timeZoneName,
 } from './common.js';
 
@@ -132,7 +132,9 @@ function renderRow(it) {
     el('td', { class: 'col-agents' },
       agents.length ? agents.map((a) => el('div', { class: 'agent', title: a }, a)) : el('span', { class: 'muted' }, '—')),
     el('td', { class: 'col-queue' }, it.queue || '—'),
-    el('td', { class: 'col-status' }, statusBadge(it.status)),
+    el('td', { class: 'col-status' }, statusBadge(it.status),
+      it.gap_ms > 0 ? el('span', { class: 'gap-flag mono', dataset: { gapMs: String(it.gap_ms) },
+        title: 'Audio lost between a failed stream and its replacement' }, `${fmtSecs(it.gap_ms)} lost`) : null),
     el('td', { class: 'col-tags' }, tags.map((t) => el('span', { class: 'tag' }, t))),
   );
 }
