@@ -117,6 +117,9 @@ type CopyAccounting struct {
 	JoinedAt    time.Time `json:"joined_at"`
 	EndedAt     time.Time `json:"ended_at,omitzero"`
 	EndReason   string    `json:"end_reason,omitempty"`
+	// RestartOf is the stream SID this copy replaces (the tracker restarted
+	// a copy that failed), from its custom parameter restart_of.
+	RestartOf string `json:"restart_of,omitempty"`
 }
 
 // SupplyRun says which copy supplied a run of a track's chunks in a merged

@@ -388,6 +388,7 @@ func (r *recording) copiesLocked() []callrec.CopyAccounting {
 			Alignment: cp.align, OffsetMS: cp.offMS,
 			Received: cp.received + int64(len(cp.held)), Supplied: cp.supplied, Redundant: cp.redundant,
 			BeforeStart: cp.before, JoinedAt: cp.joinedAt, EndedAt: s.endedAt, EndReason: s.endReason,
+			RestartOf: s.info.CustomParameters["restart_of"],
 		})
 	}
 	return out
