@@ -5,7 +5,9 @@
 // It accepts Twilio's Media Streams upgrades (GET on the configured path with
 // Upgrade: websocket and X-Twilio-Signature) and proxies each one, bytes
 // unchanged in both directions, to the healthy, non-draining adapter with the
-// fewest active streams. It has no state of its own worth keeping: several lb
+// fewest active streams; the copies of a dual-stream pair, on
+// <path>/pair/<group>/<copy>, go to distinct adapters chosen by rendezvous
+// hashing instead (see "Dual-stream pairs"). It has no state of its own worth keeping: several lb
 // instances run side by side behind DNS or a cloud load balancer, and real
 // deployments may use nginx, HAProxy or a cloud LB instead (see deploy/).
 //
@@ -79,6 +81,33 @@
 // holds every case to 100 ± 10 of 300). What remains is the noise of
 // reports that miss upgrades still in flight, a few per report interval at
 // Twilio's call rates.
+//
+// # Dual-stream pairs
+//
+// With dual-stream capture the tracker starts two Twilio streams per call
+// carrying the same audio, copy k to <Path>/pair/<PathEscape(group)>/<k>.
+// Such an upgrade is not placed by load: it goes to the k-th adapter of the
+// group's rendezvous ranking of the healthy, non-draining adapters (highest
+// score(group, adapter name) first; a 64-bit FNV-1a of both, mixed by the
+// splitmix64 finalizer), wrapping around when there are fewer adapters than
+// k. The ranking depends on nothing but the group and the adapters' names,
+// so:
+//
+//   - every lb instance with the same view sends a copy to the same adapter,
+//     without talking to the others;
+//   - the copies of a pair land on different adapters whenever there are at
+//     least as many adapters as copies, so one adapter (or its recorder)
+//     failing loses no audio;
+//   - an adapter leaving moves only the pairs that had a copy on it (it
+//     drops out of each ranking, nothing else moves), and coming back puts
+//     them where they were.
+//
+// A failed attempt (see Failover) tries the next untried adapter of the
+// ranking; under failure both copies may then share an adapter. The path
+// reaches the adapter unchanged, like any other. A path under <Path>/pair/
+// that is not exactly <group>/<copy> (group 1..256 bytes once unescaped,
+// copy 1..4 in decimal) is answered 404 with a log line saying why, and
+// counted as callrec_lb_requests_rejected_total{reason="bad_pair_path"}.
 //
 // # Failover
 //

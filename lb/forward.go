@@ -59,7 +59,8 @@ func (l *LB) rewrite(pr *httputil.ProxyRequest) {
 
 // attempts is the LB as ReverseProxy's transport: it picks a backend and
 // sends it the upgrade; on a connect failure, a timeout or a 5xx answer it
-// tries the next best backend, up to MaxAttempts. Nothing reaches the client
+// tries the next best backend (for a pair's copy, the next of its ranking),
+// up to MaxAttempts. Nothing reaches the client
 // until RoundTrip returns, so a failed attempt is invisible to it.
 type attempts LB
 
@@ -72,7 +73,7 @@ func (a *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var failed []error
 	for i := 0; i < l.cfg.MaxAttempts; i++ {
-		ch, ok := l.pick(c.tried)
+		ch, ok := l.pick(c.tried, c.pair)
 		if !ok {
 			break
 		}
@@ -89,7 +90,12 @@ func (a *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 		case err == nil && res.StatusCode == http.StatusSwitchingProtocols:
 			l.m.upgrades.WithLabelValues(ch.name, outcomeSwitched).Inc()
 			l.proxying(c, ch)
-			l.log.Debug("media stream proxied", logKeyBackend, ch.name, callrec.LogKeyRemote, c.remote, "attempt", i+1)
+			if c.pair != nil {
+				l.log.Debug("media stream proxied", logKeyBackend, ch.name, callrec.LogKeyRemote, c.remote, "attempt", i+1,
+					"pair", clip(c.pair.group, 80), "copy", c.pair.copy)
+			} else {
+				l.log.Debug("media stream proxied", logKeyBackend, ch.name, callrec.LogKeyRemote, c.remote, "attempt", i+1)
+			}
 			return res, nil
 		case c.ctx.Err() != nil:
 			discard(res)

@@ -162,7 +162,8 @@ func (l *LB) Active() int {
 // adapter can take the upgrade, or the lb is shutting down, 503. It returns
 // when the proxied connection ends.
 func (l *LB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if status, reason, msg := l.check(r); status != 0 {
+	p, status, reason, msg := l.check(r)
+	if status != 0 {
 		l.m.rejected.WithLabelValues(reason).Inc()
 		switch status {
 		case http.StatusMethodNotAllowed:
@@ -173,7 +174,7 @@ func (l *LB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, status)
 		return
 	}
-	c := l.register(r)
+	c := l.register(r, p)
 	if c == nil {
 		l.m.rejected.WithLabelValues("shutting_down").Inc()
 		w.Header().Set("Connection", "close")
@@ -184,25 +185,38 @@ func (l *LB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.proxy.ServeHTTP(&responseWriter{ResponseWriter: w, c: c}, r.WithContext(context.WithValue(c.ctx, connKey{}, c)))
 }
 
-// check returns a status, a metric reason and a message for a request the
-// lb does not proxy, or 0.
-func (l *LB) check(r *http.Request) (int, string, string) {
+// check returns the pair a dual-stream copy's path names (nil on the plain
+// path), or a status, a metric reason and a message for a request the lb
+// does not proxy.
+func (l *LB) check(r *http.Request) (p *pair, status int, reason, msg string) {
+	if r.URL.Path != l.cfg.Path {
+		prefix := strings.TrimSuffix(l.cfg.Path, "/") + pairSegment
+		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix)
+		if !ok {
+			return nil, http.StatusNotFound, "not_found", fmt.Sprintf("not found: Twilio Media Streams upgrades go to %s or %s<group>/<copy>", l.cfg.Path, prefix)
+		}
+		pp, err := parsePair(rest)
+		if err != nil {
+			l.log.Warn("refused an upgrade: malformed dual-stream pair path", "path", clip(r.URL.EscapedPath(), 300),
+				callrec.LogKeyRemote, r.RemoteAddr, callrec.LogKeyErr, err)
+			return nil, http.StatusNotFound, "bad_pair_path", fmt.Sprintf("not found: malformed dual-stream path: %v", err)
+		}
+		p = &pp
+	}
 	switch {
-	case r.URL.Path != l.cfg.Path:
-		return http.StatusNotFound, "not_found", fmt.Sprintf("not found: Twilio Media Streams upgrades go to %s", l.cfg.Path)
 	case r.Method != http.MethodGet:
-		return http.StatusMethodNotAllowed, "method", fmt.Sprintf("method %s not allowed: a Media Streams upgrade is a GET", r.Method)
+		return nil, http.StatusMethodNotAllowed, "method", fmt.Sprintf("method %s not allowed: a Media Streams upgrade is a GET", r.Method)
 	case !ws.IsUpgrade(r):
-		return http.StatusUpgradeRequired, "not_websocket", "this endpoint accepts Twilio Media Streams WebSocket upgrades only (Connection: Upgrade, Upgrade: websocket)"
+		return nil, http.StatusUpgradeRequired, "not_websocket", "this endpoint accepts Twilio Media Streams WebSocket upgrades only (Connection: Upgrade, Upgrade: websocket)"
 	case r.Header.Get("Sec-WebSocket-Version") != "13":
-		return http.StatusBadRequest, "bad_handshake", "bad WebSocket upgrade: Sec-WebSocket-Version must be 13"
+		return nil, http.StatusBadRequest, "bad_handshake", "bad WebSocket upgrade: Sec-WebSocket-Version must be 13"
 	case r.Header.Get("Sec-WebSocket-Key") == "":
-		return http.StatusBadRequest, "bad_handshake", "bad WebSocket upgrade: no Sec-WebSocket-Key"
+		return nil, http.StatusBadRequest, "bad_handshake", "bad WebSocket upgrade: no Sec-WebSocket-Key"
 	case r.ContentLength != 0 || len(r.TransferEncoding) > 0:
 		// A body would make retrying on another adapter unsafe.
-		return http.StatusBadRequest, "bad_handshake", "bad WebSocket upgrade: a GET upgrade has no body"
+		return nil, http.StatusBadRequest, "bad_handshake", "bad WebSocket upgrade: a GET upgrade has no body"
 	}
-	return 0, "", ""
+	return p, 0, "", ""
 }
 
 // conn is one upgrade being proxied.
@@ -210,6 +224,7 @@ type conn struct {
 	ctx    context.Context // canceled when the handler returns, or by Shutdown
 	cancel context.CancelFunc
 	remote string
+	pair   *pair // the dual-stream copy the path names, nil on the plain path
 	tried  []string
 	chosen *choice // the backend that answered 101
 
@@ -221,9 +236,9 @@ type conn struct {
 type connKey struct{}
 
 // register admits an upgrade, or returns nil once Shutdown has begun.
-func (l *LB) register(r *http.Request) *conn {
+func (l *LB) register(r *http.Request, p *pair) *conn {
 	ctx, cancel := context.WithCancel(r.Context())
-	c := &conn{ctx: ctx, cancel: cancel, remote: r.RemoteAddr}
+	c := &conn{ctx: ctx, cancel: cancel, remote: r.RemoteAddr, pair: p}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closing {

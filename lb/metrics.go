@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer, l *LB) *metrics {
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "callrec_lb_connections_active",
 			Help: "Proxied WebSocket connections open, by backend."}, []string{"backend"}),
 		picks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_lb_picks_total",
-			Help: "Backends chosen by the least-loaded selection, by backend."}, []string{"backend"}),
+			Help: "Backends chosen for upgrades (least loaded, or by a dual-stream pair's ranking), by backend."}, []string{"backend"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "callrec_lb_retries_total",
 			Help: "Upgrades sent to another backend after the first choice failed to connect or answered 5xx."}),
 		unavailable: prometheus.NewCounter(prometheus.CounterOpts{Name: "callrec_lb_unavailable_total",

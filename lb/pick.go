@@ -37,19 +37,47 @@ type choice struct {
 	epoch  uint64
 }
 
-// pick chooses the least loaded backend of the current view, skipping
-// draining ones and those in tried, and counts it as dialing until
-// established or failed. The view is read under l.mu so that picks and
-// reports are seen in one order.
-func (l *LB) pick(tried []string) (choice, bool) {
+// candidate is a backend that may take a new connection: in the view, not
+// draining, with a usable URL.
+type candidate struct {
+	c     choice
+	st    *backendState
+	tried bool // already tried for this upgrade
+}
+
+// pick chooses a backend for an upgrade, skipping those in tried, and
+// counts it as dialing until established or failed: for a copy of a
+// dual-stream pair the next untried adapter of the pair's ranking (see
+// rank), otherwise the least loaded one. The view is read under l.mu so
+// that picks and reports are seen in one order.
+func (l *LB) pick(tried []string, p *pair) (choice, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	cands := l.scan(tried)
+	var (
+		best choice
+		ok   bool
+	)
+	if p != nil {
+		best, ok = pickPair(cands, *p)
+	} else {
+		best, ok = l.leastLoaded(cands)
+	}
+	if !ok {
+		return choice{}, false
+	}
+	st := l.states[best.name]
+	st.dialing++
+	st.live++
+	l.m.picks.WithLabelValues(best.name).Inc()
+	return best, true
+}
+
+// scan reads the view, takes in new reports, updates the peer factor and
+// returns the backends that may take a connection. l.mu is held.
+func (l *LB) scan(tried []string) []candidate {
 	view := l.cfg.Backends.Backends()
 	l.gen++
-	type candidate struct {
-		c  choice
-		st *backendState
-	}
 	var (
 		cands      []candidate
 		reported   int // streams the view reports, every backend
@@ -73,7 +101,7 @@ func (l *LB) pick(tried []string) (choice, bool) {
 		}
 		reported += b.Active
 		unreported += st.fresh
-		if b.Draining || slices.Contains(tried, b.Name) {
+		if b.Draining {
 			continue
 		}
 		scheme, host, ok := target(b.URL)
@@ -88,17 +116,25 @@ func (l *LB) pick(tried []string) (choice, bool) {
 			}
 			continue
 		}
-		cands = append(cands, candidate{choice{name: b.Name, scheme: scheme, host: host}, st})
+		cands = append(cands, candidate{choice{name: b.Name, scheme: scheme, host: host}, st, slices.Contains(tried, b.Name)})
 	}
 	l.forgetGone()
 	l.peers = peerFactor(reported+unreported, l.proxied)
+	return cands
+}
 
+// leastLoaded picks the untried candidate with the lowest load, ties broken
+// at random. l.mu is held.
+func (l *LB) leastLoaded(cands []candidate) (choice, bool) {
 	var (
 		best     choice
 		bestLoad float64
 		ties     int
 	)
 	for _, c := range cands {
+		if c.tried {
+			continue
+		}
 		load := float64(c.st.active) + l.peers*float64(c.st.dialing+c.st.fresh)
 		switch {
 		case ties == 0 || load < bestLoad:
@@ -110,14 +146,7 @@ func (l *LB) pick(tried []string) (choice, bool) {
 			}
 		}
 	}
-	if ties == 0 {
-		return choice{}, false
-	}
-	st := l.states[best.name]
-	st.dialing++
-	st.live++
-	l.m.picks.WithLabelValues(best.name).Inc()
-	return best, true
+	return best, ties > 0
 }
 
 // peerFactor estimates how many lbs like this one feed the pool: the

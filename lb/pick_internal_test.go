@@ -57,7 +57,7 @@ func TestPick_PeerFactorWeighsOwnConnections(t *testing.T) {
 	}
 	// This lb holds 30 streams, 10 per adapter.
 	for range 30 {
-		ch, ok := l.pick(nil)
+		ch, ok := l.pick(nil, nil)
 		if !ok {
 			t.Fatal("no pick")
 		}
@@ -70,7 +70,7 @@ func TestPick_PeerFactorWeighsOwnConnections(t *testing.T) {
 	// least-connections would send c all of its gap: c, c, c, c.
 	var got []string
 	for range 4 {
-		ch, ok := l.pick(nil)
+		ch, ok := l.pick(nil, nil)
 		if !ok {
 			t.Fatal("no pick")
 		}

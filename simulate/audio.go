@@ -94,3 +94,28 @@ func noiseGen(state uint32) func() byte {
 func startFrame(index, n int) int {
 	return int(uint64(index) * 211 % uint64(n))
 }
+
+// CallAudio returns n frames of one track of the call with the given index,
+// from call frame from on: what chunks 1…n of a stream of that call with
+// CallFrame from carry when no frame is lost. The streams of one call carry
+// this same audio, so a recording merged from several of them can be
+// checked against it byte for byte.
+func CallAudio(track callrec.Track, index, from, n int) []byte {
+	return LoopAudio(track, startFrame(index, loops()[track].n)+from, n)
+}
+
+// LoopAudio returns n frames of one track's audio loop from loop frame
+// from on (taken modulo the loop's length, so it may be negative or past
+// the end): chunks 1…n of a stream whose LoopFrame is from carry these.
+// A call's frame f is loop frame LoopFrame − CallFrame + f of any of its
+// streams.
+func LoopAudio(track callrec.Track, from, n int) []byte {
+	l := loops()[track]
+	out := make([]byte, 0, max(n, 0)*FrameBytes)
+	j := (from%l.n + l.n) % l.n
+	for range n {
+		out = append(out, l.frame(j)...)
+		j = (j + 1) % l.n
+	}
+	return out
+}

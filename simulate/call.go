@@ -62,6 +62,8 @@ type call struct {
 	// cut, when closed, makes the call cut its TCP connection (no stop, no
 	// close frame) before the next frame: a network failure mid-stream.
 	cut <-chan struct{}
+	// clock, when set, places chunk 1 on the call's media clock.
+	clock *CallClock
 }
 
 func newCall(s *settings, index int, res *CallResult) *call {
@@ -187,6 +189,7 @@ func (c *call) stream(ctx context.Context) error {
 		return err
 	}
 
+	c.startAudio(time.Now())
 	p := newPacer(ctx, c.s.realtime)
 	defer p.stop()
 	n := c.s.frames
@@ -236,6 +239,20 @@ func (c *call) stream(ctx context.Context) error {
 	}
 	c.res.StopSent = true
 	return nil
+}
+
+// startAudio places chunk 1 on the call's audio: call frame 0 for a call of
+// its own, otherwise where the call's media clock is at now.
+func (c *call) startAudio(now time.Time) {
+	f := 0
+	if c.clock != nil {
+		f = c.clock.frame(now, c.s.realtime)
+	}
+	c.res.CallFrame = f
+	for _, ts := range c.tracks {
+		ts.offset = (startFrame(c.index, ts.loop.n) + f) % ts.loop.n
+	}
+	c.res.LoopFrame = c.tracks[0].offset
 }
 
 // drawFate draws what the network does to a frame.

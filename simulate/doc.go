@@ -25,6 +25,11 @@
 // The audio is real synthetic speech (espeak-ng, see audio/README.md): the
 // inbound track carries a customer's phrases, the outbound track an agent's,
 // taking turns like a conversation; each call starts at a different point.
+// Streams that fork the same call (NewTwilio: the copies of a dual-stream
+// pair, a replacement after a stream-error) carry the same call audio on
+// the call's media clock (CallClock); CallResult.CallFrame says which frame
+// of it chunk 1 carries and CallAudio returns it, so a recording merged
+// from several streams can be checked byte for byte.
 //
 // Run is used by the end-to-end tests, the load benchmark (1000+ concurrent
 // calls) and the demo, so the media loop builds its messages by hand into

@@ -58,6 +58,16 @@ type CallResult struct {
 	Err error
 	// Started and Ended bracket the call, from dial to close.
 	Started, Ended time.Time
+	// CallFrame is the frame of the call's audio that chunk 1 carries: chunk
+	// k carries call frame CallFrame+k-1, whose audio CallAudio returns. It
+	// is 0 for a stream that is a call of its own (Run) and for the first
+	// stream of a call; a stream the Twilio stand-in starts later on the same
+	// call starts where that call's media clock is (see CallClock), so the
+	// streams of one call carry the same audio, offset by CallFrame.
+	CallFrame int
+	// LoopFrame is the frame of the audio loop chunk 1 carries (the call's
+	// start in the loop plus CallFrame, modulo the loop's length).
+	LoopFrame int
 }
 
 // Summary is the outcome of Run.

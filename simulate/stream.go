@@ -17,6 +17,11 @@ type StreamSpec struct {
 	// Cut, when closed, cuts the stream's TCP connection without stop: a
 	// network failure, which Twilio reports as stream-error.
 	Cut <-chan struct{}
+	// Clock, when set, is the media clock of the call the stream forks:
+	// every stream given the same Clock (and Index) carries the same call
+	// audio, the later ones starting where the call is (see CallClock).
+	// Nil: the stream is a call of its own, starting at the call's frame 0.
+	Clock *CallClock
 }
 
 // Stream plays one Media Stream as spec says, with cfg's URL, signature,
@@ -37,6 +42,7 @@ func Stream(ctx context.Context, cfg Config, spec StreamSpec) (CallResult, error
 	c.st = newStream(s.accountSID, spec.CallSID, spec.StreamSID)
 	c.params = maps.Clone(spec.Params)
 	c.cut = spec.Cut
+	c.clock = spec.Clock
 	if c.params == nil {
 		c.params = map[string]string{}
 	}

@@ -19,6 +19,13 @@ import (
 // end of the call) stops it with stop, as Twilio does. Stream status
 // callbacks (stream-started, stream-stopped, stream-error) are posted as
 // signed forms to the StatusCallback given.
+//
+// A call may have several streams live at once, up to Twilio's fork limit
+// (twiliotest.MaxTracks: four single-track or two both_tracks streams).
+// All streams of one call carry the same call audio, on the call's
+// CallClock: each result's CallFrame says where its chunk 1 is in it. A
+// stream that ends by itself (cut, or Config.Duration reached) frees its
+// forks at the fake, as a failed stream does at Twilio.
 type Twilio struct {
 	*twiliotest.Fake
 	media  Config // template for every stream: tracks, impairments, KeepAudio, TLS…
@@ -29,8 +36,16 @@ type Twilio struct {
 	live    map[string]context.CancelFunc // stream SID → stop
 	cuts    map[string]chan struct{}      // stream SID → cut the socket
 	results map[string]CallResult
+	calls   map[string]*simCall // call SID → its audio, from its first stream to EndCall
 	wg      sync.WaitGroup
-	index   int
+	index   int // calls given audio so far
+}
+
+// simCall is what the streams of one call share: which audio the call
+// carries (its index) and its media clock.
+type simCall struct {
+	index int
+	clock *CallClock
 }
 
 // NewTwilio returns the REST stand-in for an account. media is the template
@@ -38,7 +53,8 @@ type Twilio struct {
 // the Start Stream request); media.Duration caps a stream's length.
 func NewTwilio(account, token string, media Config) *Twilio {
 	t := &Twilio{Fake: twiliotest.New(account, token), media: media, token: token,
-		client: &http.Client{Timeout: 5 * time.Second}, live: map[string]context.CancelFunc{}, cuts: map[string]chan struct{}{}, results: map[string]CallResult{}}
+		client: &http.Client{Timeout: 5 * time.Second}, live: map[string]context.CancelFunc{}, cuts: map[string]chan struct{}{}, results: map[string]CallResult{},
+		calls: map[string]*simCall{}}
 	if t.media.Duration == 0 {
 		t.media.Duration = time.Hour
 	}
@@ -73,6 +89,15 @@ func (t *Twilio) Cut(streamSID string) bool {
 	return ok
 }
 
+// EndCall completes a call as twiliotest.Fake.EndCall does (its streams
+// stop, new ones are refused) and forgets its audio.
+func (t *Twilio) EndCall(sid string) {
+	t.Fake.EndCall(sid)
+	t.mu.Lock()
+	delete(t.calls, sid)
+	t.mu.Unlock()
+}
+
 // Close stops every stream still running and waits for them.
 func (t *Twilio) Close() {
 	t.mu.Lock()
@@ -89,20 +114,27 @@ func (t *Twilio) start(s twiliotest.Stream) {
 	t.live[s.SID] = cancel
 	cut := make(chan struct{})
 	t.cuts[s.SID] = cut
-	t.index++
-	idx := t.index
+	sc := t.calls[s.CallSID]
+	if sc == nil {
+		t.index++
+		sc = &simCall{index: t.index, clock: NewCallClock()}
+		t.calls[s.CallSID] = sc
+	}
 	t.mu.Unlock()
 	cfg := t.media
 	cfg.URL, cfg.SignURL = s.URL, ""
 	t.wg.Go(func() {
 		defer cancel()
 		t.callback(s, "stream-started", "")
-		res, err := Stream(ctx, cfg, StreamSpec{CallSID: s.CallSID, StreamSID: s.SID, Params: s.Params, Index: idx, Cut: cut})
+		res, err := Stream(ctx, cfg, StreamSpec{CallSID: s.CallSID, StreamSID: s.SID, Params: s.Params, Index: sc.index, Cut: cut, Clock: sc.clock})
 		if err == nil {
 			err = res.Err
 		}
 		if err == nil && res.Cut {
 			err = errors.New("WebSocket connection lost (31903 broken pipe)")
+		}
+		if ctx.Err() == nil {
+			t.StreamEnded(s.SID) // it ended by itself: its forks are free again
 		}
 		t.mu.Lock()
 		t.results[s.SID] = res

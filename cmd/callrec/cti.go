@@ -37,6 +37,7 @@ type ctiConfig struct {
 	DisableWebhook bool
 	LongCall       time.Duration
 	LongHold       time.Duration
+	DualStreams    bool // two Twilio streams per recorded call (streams.Config.DualStreams)
 }
 
 func (c *ctiConfig) register(fs *flag.FlagSet) {
@@ -53,6 +54,7 @@ func (c *ctiConfig) registerTracker(fs *flag.FlagSet) {
 	fs.StringVar(&c.RecordAttr, "record-attribute", "", "record workers whose attribute matches, e.g. team=sales|support")
 	fs.StringVar(&c.ExcludeAgents, "exclude-agents", "", "never record these agents")
 	fs.DurationVar(&c.LongCall, "long-call-alarm", 120*time.Minute, "raise the long-call alarm (log event and metric) for calls longer than this")
+	fs.BoolVar(&c.DualStreams, "dual-streams", false, "dual-stream capture: start two Twilio streams per recorded call (names <stream>-c1 and -c2, URLs <media URL>/pair/<stream>/1 and /2), each to its own media adapter, merged into one recording; both_tracks copies use all four of the call's Twilio forks")
 	fs.DurationVar(&c.LongHold, "long-hold-alarm", 0, "raise the long-hold alarm for customers on hold longer than this (e.g. 120m; polls each active call's conference every 30 s; 0: off)")
 }
 
@@ -72,6 +74,12 @@ func (c *ctiConfig) rules() tracker.Rules {
 	}
 	r.MonitorAll = len(r.Agents) == 0 && r.Attribute == ""
 	return r
+}
+
+// streamsConfig configures the Stream Manager: streams go to mediaURL,
+// status callbacks to publicHTTPURL.
+func (c *ctiConfig) streamsConfig(mediaURL, publicHTTPURL string) streams.Config {
+	return streams.Config{MediaURL: mediaURL, StatusCallback: publicHTTPURL + "/twilio/stream-status", DualStreams: c.DualStreams}
 }
 
 func splitList(s string) []string {
@@ -125,7 +133,7 @@ func openCTI(ctx context.Context, cfg ctiConfig, dataDir, token, mediaURL, httpU
 		c.close()
 		return nil, err
 	}
-	c.mgr = streams.New(streams.Config{MediaURL: mediaURL, StatusCallback: cfg.PublicHTTPURL + "/twilio/stream-status"}, c.rest, c.trStore, log, reg)
+	c.mgr = streams.New(cfg.streamsConfig(mediaURL, cfg.PublicHTTPURL), c.rest, c.trStore, log, reg)
 	if c.svc, err = tracker.NewService(ctx, cfg.rules(), tracker.AlarmConfig{LongCall: cfg.LongCall}, tracker.HoldConfig{LongHold: cfg.LongHold}, c.mgr, c.trStore, log, reg); err != nil {
 		c.close()
 		return nil, err

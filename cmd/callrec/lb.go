@@ -38,12 +38,12 @@ func (v adapterView) Backends() []lb.Backend {
 // runLBCommand runs the WebSocket-aware load balancer in front of the media
 // adapters of the pool.
 func runLBCommand(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("lb", "Runs the load balancer of the media tier: each Twilio Media Streams upgrade goes to the healthy, non-draining adapter with the fewest streams, as the pool reports them.", stderr)
+	fs := newFlagSet("lb", "Runs the load balancer of the media tier: each Twilio Media Streams upgrade goes to the healthy, non-draining adapter with the fewest streams, as the pool reports them; the copies of a dual-stream pair (<path>/pair/<group>/<copy>) go to distinct adapters by rendezvous hashing, the same on every lb.", stderr)
 	var pf poolFlags
 	var lf logFlags
 	listen := fs.String("listen-addr", "127.0.0.1:8443", "where Twilio's WebSocket upgrades arrive")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8088", "metrics and health listen address")
-	path := fs.String("path", lb.DefaultPath, "path of the Media Streams endpoint")
+	path := fs.String("path", lb.DefaultPath, "path of the Media Streams endpoint (dual-stream copies arrive under <path>/pair/)")
 	tlsCert := fs.String("tls-cert", "", "certificate file: serve wss:// on --listen-addr")
 	tlsKey := fs.String("tls-key", "", "key file for --tls-cert")
 	trust := fs.Bool("trust-forwarded", false, "keep clients' X-Forwarded-* headers (only behind a proxy of ours)")

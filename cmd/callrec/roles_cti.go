@@ -73,7 +73,7 @@ func runTrackerCommand(ctx context.Context, args []string, stderr io.Writer) err
 		return err
 	}
 	reg := newRegistry()
-	mgr := streams.New(streams.Config{MediaURL: *mediaURL, StatusCallback: public + "/twilio/stream-status"}, rest, store, log, reg)
+	mgr := streams.New(cfg.streamsConfig(*mediaURL, public), rest, store, log, reg)
 	svc, err := tracker.NewService(ctx, cfg.rules(), tracker.AlarmConfig{LongCall: cfg.LongCall}, tracker.HoldConfig{LongHold: cfg.LongHold}, mgr, store, log, reg)
 	if err != nil {
 		ln.Close()
@@ -90,7 +90,7 @@ func runTrackerCommand(ctx context.Context, args []string, stderr io.Writer) err
 	mux.Handle("POST /api/events", tracker.EventsHandler(svc, *eventsToken, log))
 	mux.Handle("POST /twilio/stream-status", statusCallbacks(public+"/twilio/stream-status", *token, mgr, log, reg))
 	addOps(mux, reg, func() bool { return !mgr.CircuitOpen() })
-	log.Info("tracker running", "http_addr", ln.Addr().String(), "media_url", *mediaURL, "version", callrec.Version)
+	log.Info("tracker running", "http_addr", ln.Addr().String(), "media_url", *mediaURL, "dual_streams", cfg.DualStreams, "version", callrec.Version)
 	runCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = mgr.Run(runCtx) })

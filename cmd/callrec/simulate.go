@@ -33,7 +33,7 @@ func runSimulateCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	fs.Int64Var(&cfg.Seed, "seed", 1, "random seed for drop/duplicate/reorder")
 	fs.StringVar(&params, "params", "", "extra custom parameters, name=value,name=value")
 	fs.BoolVar(&insecureTLS, "insecure-tls", false, "do not verify the server certificate (wss:// to a self-signed test server)")
-	fs.BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	fs.BoolVar(&asJSON, "json", false, "print the summary as JSON (with --scenario: every run and every Media Stream opened, with its call frame)")
 	lf.register(fs)
 	if err := parseFlags(fs, args, map[string]string{"auth-token": "TWILIO_AUTH_TOKEN"}); err != nil {
 		return err
@@ -57,7 +57,7 @@ func runSimulateCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 		}
 	}
 	if sc.names != "" {
-		return runScenarios(ctx, sc, cfg, stdout, log)
+		return runScenarios(ctx, sc, cfg, asJSON, stdout, log)
 	}
 	sum, err := simulate.Run(ctx, cfg)
 	if err != nil {

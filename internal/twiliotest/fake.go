@@ -1,7 +1,8 @@
 // Package twiliotest is a stateful stand-in for the parts of Twilio's REST
 // API callrec uses: Start and Stop Stream, and conference participants. It
 // keeps calls, conferences and streams, answers with Twilio's JSON shapes and
-// error bodies, checks Basic auth, enforces the 4-track limit per call, and
+// error bodies, checks Basic auth, enforces the per-call fork limit (see
+// MaxTracks), and
 // can be told to fail the next requests of an operation (404, 429, 5xx,
 // 21220), which Prism, answering fixed examples, cannot do. The simulator
 // serves it as its REST side; tests use it for the Stream Manager's error
@@ -102,6 +103,22 @@ func (f *Fake) EndCall(sid string) {
 			onStop(s)
 		}
 	}
+}
+
+// StreamEnded marks a stream as ended on its own, as Twilio does when the
+// WebSocket fails (stream-error) or closes: it no longer counts against the
+// call's tracks, and stopping it answers 404. OnStop is not called (nobody
+// stopped it). It reports whether the stream was in progress.
+func (f *Fake) StreamEnded(sid string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.streams {
+		if s.SID == sid && s.Status == "in-progress" {
+			s.Status, s.Stopped = "stopped", time.Now()
+			return true
+		}
+	}
+	return false
 }
 
 // AddConference sets a conference's participants.
@@ -235,7 +252,7 @@ func (f *Fake) create(callSID string, form map[string]string) (int, any) {
 			tracks += trackCost(s.Track)
 		}
 	}
-	if tracks+trackCost(form["Track"]) > 4 {
+	if tracks+trackCost(form["Track"]) > MaxTracks {
 		f.mu.Unlock()
 		return 400, APIError{Code: 21218, Message: "Maximum number of tracks reached for this call", Status: 400}
 	}
@@ -306,7 +323,15 @@ func (f *Fake) body(s *Stream) map[string]any {
 		"uri":          "/2010-04-01/Accounts/" + f.account + "/Calls/" + s.CallSID + "/Streams/" + s.SID + ".json"}
 }
 
-// trackCost is how many of a call's 4 stream tracks a stream uses.
+// MaxTracks is Twilio's limit of forked tracks per call: "a maximum of four
+// forked streams allowed per call", where a both_tracks stream forks two
+// (Twilio's <Siprec> documentation; the budget is shared with other forks).
+// So a call holds four live inbound_track or outbound_track streams, or two
+// both_tracks streams (dual-stream capture), and the next Start Stream is
+// refused with 400, code 21218, until one ends.
+const MaxTracks = 4
+
+// trackCost is how many of a call's MaxTracks forks a stream uses.
 func trackCost(track string) int {
 	if track == "both_tracks" {
 		return 2

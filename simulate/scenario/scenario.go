@@ -544,9 +544,24 @@ func (p *player) talk(d time.Duration, cut bool) error {
 	if !p.await(func() bool { var ok bool; sid, ok = p.liveStream(""); return ok }) {
 		p.problems = append(p.problems, fmt.Errorf("scenario %s: no Media Stream on the customer's call %s within %v: nothing to cut",
 			p.c.Scenario, p.c.CustomerCall, p.env.Settle))
-	} else if p.env.Twilio.Cut(sid) {
+		return p.pause(d - d/2)
+	}
+	// The recorder's replacement is a stream started after the cut (with
+	// dual streams, the other copy is live all along).
+	before := map[string]bool{}
+	for _, s := range p.env.Twilio.Streams() {
+		before[s.SID] = true
+	}
+	if p.env.Twilio.Cut(sid) {
 		p.c.CutStream = sid
-		p.await(func() bool { _, ok := p.liveStream(sid); return ok }) // the recorder's replacement
+		p.await(func() bool {
+			for _, s := range p.env.Twilio.Streams() {
+				if s.CallSID == p.c.CustomerCall && !before[s.SID] {
+					return true
+				}
+			}
+			return false
+		})
 	}
 	return p.pause(d - d/2)
 }

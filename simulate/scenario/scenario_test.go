@@ -420,3 +420,69 @@ func TestPlayErrors(t *testing.T) {
 		t.Errorf("sink failure: %v", err)
 	}
 }
+
+// TestExpectOrders: with dual streams every decision is two streams, and
+// a failed stream is replaced alone.
+func TestExpectOrders(t *testing.T) {
+	for _, tt := range []struct {
+		x                  scenario.Expect
+		copies             int
+		wantStart, wantEnd int
+	}{
+		{scenario.Expect{Starts: 1, Stops: 1}, 1, 1, 1},
+		{scenario.Expect{Starts: 1, Stops: 1}, 0, 1, 1},
+		{scenario.Expect{Starts: 1, Stops: 1}, 2, 2, 2},
+		{scenario.Expect{Starts: 2, Stops: 1, StreamErrors: 1}, 1, 2, 1},
+		{scenario.Expect{Starts: 2, Stops: 1, StreamErrors: 1}, 2, 3, 2},
+		{scenario.Expect{}, 2, 0, 0},
+	} {
+		if s, e := tt.x.Orders(tt.copies); s != tt.wantStart || e != tt.wantEnd {
+			t.Errorf("%+v.Orders(%d) = %d, %d; want %d, %d", tt.x, tt.copies, s, e, tt.wantStart, tt.wantEnd)
+		}
+	}
+}
+
+// TestStreamOrders counts one call's successful stream requests only, and
+// reads the copies from its streams' parameters.
+func TestStreamOrders(t *testing.T) {
+	tw := simulate.NewTwilio(testAccount, "token", simulate.Config{URL: "ws://unused"})
+	t.Cleanup(tw.Close)
+	mine := &scenario.Call{CustomerCall: "CA00000000000000000000000000000001"}
+	const other = "CA00000000000000000000000000000002"
+	tw.AddCall(mine.CustomerCall)
+	tw.AddCall(other)
+	create := func(call, name string, copies string) int {
+		form := url.Values{"Url": {"ws://127.0.0.1:1/media/pair/g/1"}, "Track": {"inbound_track"}, "Name": {name}}
+		if copies != "" {
+			form.Set("Parameter1.Name", "copies")
+			form.Set("Parameter1.Value", copies)
+		}
+		req := httptest.NewRequest(http.MethodPost, "/2010-04-01/Accounts/"+testAccount+"/Calls/"+call+"/Streams.json", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(testAccount, "token")
+		w := httptest.NewRecorder()
+		tw.ServeHTTP(w, req)
+		return w.Code
+	}
+	for _, c := range []struct {
+		call, name, copies string
+		code               int
+	}{
+		{mine.CustomerCall, "rec-c1", "2", 200},
+		{mine.CustomerCall, "rec-c2", "2", 200},
+		{mine.CustomerCall, "rec-c2", "2", 400}, // the name is taken: not counted
+		{other, "rec-x", "", 200},
+		{other, "rec-y", "", 200},
+		{other, "rec-z", "", 200},
+	} {
+		if code := create(c.call, c.name, c.copies); code != c.code {
+			t.Fatalf("create %s on %s: %d, want %d", c.name, c.call, code, c.code)
+		}
+	}
+	if starts, stops, copies := mine.StreamOrders(tw); starts != 2 || stops != 0 || copies != 2 {
+		t.Errorf("StreamOrders = %d, %d, %d; want 2, 0, 2", starts, stops, copies)
+	}
+	if starts, _, copies := (&scenario.Call{CustomerCall: other}).StreamOrders(tw); starts != 3 || copies != 1 {
+		t.Errorf("other call: %d starts, %d copies; want 3, 1", starts, copies)
+	}
+}

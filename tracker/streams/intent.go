@@ -34,8 +34,11 @@ type Order struct {
 	ConferenceSID string
 	AgentLegs     []string // call SIDs of agent legs (to tell the customer apart)
 	Name          string   // stream name, unique per call
-	Params        []twilio.Param
-	Since         time.Time // when the CTI event that caused it arrived (latency metric)
+	// URL is where the stream goes; empty: Config.MediaURL. Each copy of a
+	// dual stream has its own (see DualStreams).
+	URL    string
+	Params []twilio.Param
+	Since  time.Time // when the CTI event that caused it arrived (latency metric)
 }
 
 // State of an intent.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +32,9 @@ type Config struct {
 	GiveUpAfter    time.Duration // a start still failing after this is abandoned (the call is surely over)
 	BreakerFails   int           // consecutive failures that open the circuit
 	BreakerOpen    time.Duration // how long it stays open before one trial
+	// DualStreams makes every start decision start DualCopies streams on
+	// the call, each to its own media adapter (see pair.go).
+	DualStreams bool
 }
 
 func (c *Config) defaults() {
@@ -82,14 +84,35 @@ func New(cfg Config, api API, store Store, log *slog.Logger, reg prometheus.Regi
 
 // Submit saves an order. An order whose key was seen before is ignored (and
 // reported false): the decision was already taken, whatever became of it.
+// With DualStreams a start becomes one intent per copy, and a stop one per
+// stream started for the decision; Submit reports true if any of them is
+// new, so a decision half saved before a crash is completed when it comes
+// again. The keys are then StartKey and StopKey of the copies' names.
 func (m *Manager) Submit(ctx context.Context, o Order) (bool, error) {
-	now := time.Now().UTC()
-	added, err := m.store.Add(ctx, Intent{Order: o, State: Pending, Created: now, NextTry: now})
+	orders, err := m.expand(ctx, o)
 	if err != nil {
 		return false, fmt.Errorf("save stream order %s: %w", o.Key, err)
 	}
+	return m.add(ctx, 0, orders...)
+}
+
+// add saves orders as pending intents, due after delay, and wakes the
+// worker; it reports whether any was new.
+func (m *Manager) add(ctx context.Context, delay time.Duration, orders ...Order) (bool, error) {
+	now := time.Now().UTC()
+	added := false
+	for _, o := range orders {
+		ok, err := m.store.Add(ctx, Intent{Order: o, State: Pending, Created: now, NextTry: now.Add(delay)})
+		if err != nil {
+			return added, fmt.Errorf("save stream order %s: %w", o.Key, err)
+		}
+		if ok {
+			added = true
+		} else {
+			m.m.duplicates.Inc()
+		}
+	}
 	if !added {
-		m.m.duplicates.Inc()
 		return false, nil
 	}
 	select {
@@ -240,7 +263,11 @@ func (m *Manager) start(ctx context.Context, in *Intent) (string, error) {
 	if !in.Since.IsZero() {
 		m.m.latency.Observe(time.Since(in.Since).Seconds())
 	}
-	s, err := m.api.CreateStream(ctx, twilio.StartStream{CallSID: call, URL: m.cfg.MediaURL, Name: in.Name, Track: m.cfg.Track,
+	u := in.URL
+	if u == "" {
+		u = m.cfg.MediaURL
+	}
+	s, err := m.api.CreateStream(ctx, twilio.StartStream{CallSID: call, URL: u, Name: in.Name, Track: m.cfg.Track,
 		StatusCallback: m.cfg.StatusCallback, Params: in.Params})
 	if err != nil {
 		return "", err
@@ -306,9 +333,6 @@ func (m *Manager) startOf(ctx context.Context, stop *Intent) (*Intent, error) {
 	return &in, nil
 }
 
-// restartSep separates a stream's name from its restart number.
-const restartSep = "-restart"
-
 // restartKey is the idempotency key of a stream's k-th restart.
 func restartKey(base string, k int) string { return fmt.Sprintf("restart:%s:%d", base, k) }
 
@@ -320,9 +344,10 @@ const MaxRestarts = 20
 // decided), a replacement stream is ordered on the same call, its custom
 // parameters saying which stream it replaces, so the recording notes the
 // gap. It reports whether a restart was ordered; a callback for a stream
-// already replaced or stopped orders nothing.
+// already replaced or stopped orders nothing. A copy of a dual stream is
+// replaced alone, to the same URL and with the same pair parameters.
 func (m *Manager) StreamFailed(ctx context.Context, name, streamSID, reason string) (bool, error) {
-	base, _, _ := strings.Cut(name, restartSep)
+	base := liveName(name)
 	start, ok, err := m.store.Get(ctx, StartKey(base))
 	if err != nil || !ok {
 		return false, err
@@ -339,11 +364,12 @@ func (m *Manager) StreamFailed(ctx context.Context, name, streamSID, reason stri
 	}
 	k := start.Restarts + 1
 	o := start.Order
-	o.Key, o.Name, o.CallSID, o.ConferenceSID = restartKey(base, k), fmt.Sprintf("%s%s%d", base, restartSep, k), start.Resolved, ""
+	o.Key, o.Name, o.CallSID, o.ConferenceSID = restartKey(base, k), restartName(base, k), start.Resolved, ""
 	o.Params = append(append([]twilio.Param(nil), start.Params...),
 		twilio.Param{Name: "restart_of", Value: streamSID}, twilio.Param{Name: "restart", Value: fmt.Sprint(k)})
-	o.Since = time.Now()
-	added, err := m.Submit(ctx, o)
+	delay := m.restartDelay(k)
+	o.Since = time.Now().Add(delay) // the latency metric leaves the deliberate delay out
+	added, err := m.add(ctx, delay, o)
 	if err != nil || !added {
 		return false, err
 	}
@@ -355,6 +381,21 @@ func (m *Manager) StreamFailed(ctx context.Context, name, streamSID, reason stri
 	m.log.Warn("stream died mid-call: starting a replacement", "name", name, callrec.LogKeyStreamSID, streamSID,
 		"replacement", o.Name, callrec.LogKeyReason, reason)
 	return true, nil
+}
+
+// restartDelay is how long the k-th replacement of a stream waits: the
+// first goes at once, a stream that keeps dying (say its media URL is
+// refused) is replaced after BackoffBase, then twice as long each time, up
+// to BackoffMax, rather than MaxRestarts times in a second.
+func (m *Manager) restartDelay(k int) time.Duration {
+	if k <= 1 {
+		return 0
+	}
+	d := m.cfg.BackoffBase << min(k-2, 20)
+	if d <= 0 || d > m.cfg.BackoffMax {
+		d = m.cfg.BackoffMax
+	}
+	return d
 }
 
 // StartKey is the idempotency key of the start of the stream named name.

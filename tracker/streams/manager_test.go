@@ -22,6 +22,7 @@ const (
 
 type env struct {
 	fake  *twiliotest.Fake
+	rc    *twilio.REST // a client of fake
 	store *streams.MemoryStore
 	m     *streams.Manager
 	stop  context.CancelFunc
@@ -40,7 +41,7 @@ func newEnv(t *testing.T, cfg streams.Config, store *streams.MemoryStore) *env {
 	if store == nil {
 		store = streams.NewMemoryStore()
 	}
-	e := &env{fake: fake, store: store}
+	e := &env{fake: fake, rc: rc, store: store}
 	e.start(t, cfg, rc)
 	return e
 }
