@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -33,6 +34,7 @@ type consolidationConfig struct {
 	TLSCert, TLSKey string // serve HTTPS on the HTTP listener
 	SecureCookies   bool
 	SessionIdle     time.Duration
+	TrustedProxies  []netip.Prefix
 }
 
 func (c *consolidationConfig) register(fs *flag.FlagSet) {
@@ -40,6 +42,14 @@ func (c *consolidationConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "key file for --tls-cert")
 	fs.BoolVar(&c.SecureCookies, "secure-cookies", false, "mark session cookies Secure even on plain HTTP (TLS terminated by a proxy in front)")
 	fs.DurationVar(&c.SessionIdle, "session-idle", 30*time.Minute, "sign a browser out after this long without a request")
+	fs.Func("trusted-proxies", "reverse proxies in front of the UI and API (comma-separated CIDRs or IPs, may repeat): from them, the client's address is read from X-Forwarded-For (or Forwarded) for sign-in rate limits, the audit trail and logs, and X-Forwarded-Proto: https marks cookies Secure (default none: the connection's address, those headers ignored)", func(s string) error {
+		ps, err := web.ParseTrustedProxies(s)
+		if err != nil {
+			return err
+		}
+		c.TrustedProxies = append(c.TrustedProxies, ps...)
+		return nil
+	})
 }
 
 // consolidation is the open consolidation role: interactions, the join,
@@ -88,7 +98,16 @@ func openConsolidation(dataDir string, log *slog.Logger) (*consolidation, error)
 // serve builds the web server over the recordings source.
 func (c *consolidation) serve(cfg consolidationConfig, recs web.Recordings, recorderAPI http.Handler, log *slog.Logger) {
 	c.web = web.New(web.Config{Store: c.store, Joined: c.joiner, Users: c.users, Audit: c.audit, Recordings: recs,
-		RecorderAPI: recorderAPI, SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle, Log: log})
+		RecorderAPI: recorderAPI, SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
+		TrustedProxies: cfg.TrustedProxies, Log: log})
+	if len(cfg.TrustedProxies) > 0 {
+		log.Info("client addresses are read from X-Forwarded-For of trusted proxies", "trusted_proxies", fmt.Sprint(cfg.TrustedProxies))
+	}
+	for _, p := range cfg.TrustedProxies {
+		if p.Bits() == 0 {
+			log.Warn("--trusted-proxies trusts every address: any client that reaches consolidation directly can choose the address the audit trail records", "prefix", p.String())
+		}
+	}
 }
 
 func (c *consolidation) close(log *slog.Logger) {

@@ -190,11 +190,23 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	return &principal{user: u, sess: sess}, nil
 }
 
+// auditProxyKey is the audit detail naming the trusted proxy a request came
+// through when Remote is the address that proxy forwarded.
+const auditProxyKey = "proxy"
+
 // record appends an audit entry for a request. An error means the action
 // must not go ahead.
 func (s *Server) record(r *http.Request, actor, role string, typ audit.EventType, target, reason string, details map[string]string) (audit.Entry, error) {
+	c := s.client(r)
+	if c.Forwarded { // the trail keeps which proxy vouched for the address
+		details = maps.Clone(details)
+		if details == nil {
+			details = map[string]string{}
+		}
+		details[auditProxyKey] = c.Peer
+	}
 	e, err := s.cfg.Audit.Append(r.Context(), audit.Entry{Time: s.now().UTC(), Type: typ, Actor: actor, Role: role,
-		Remote: remoteIP(r), Target: target, Reason: reason, Details: details})
+		Remote: c.IP, Target: target, Reason: reason, Details: details})
 	if err != nil {
 		s.log.Error("audit trail write failed: refusing the request", "type", typ, "actor", actor, callrec.LogKeyErr, err)
 		return e, callrec.Errorf(callrec.EUNAVAILABLE, "the audit trail cannot be written; the request was not served")
@@ -260,7 +272,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ip := remoteIP(r)
+	c := s.client(r)
+	ip := c.IP
 	if ok, wait := s.limiter.Allow(body.Username, ip); !ok {
 		if _, err := s.record(r, body.Username, "", audit.LoginFailed, body.Username, "rate_limited", nil); err != nil {
 			s.fail(w, r, err)
@@ -281,7 +294,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		s.log.Warn("sign-in failed", "user", body.Username, "remote", ip)
+		s.log.Warn("sign-in failed", append([]any{"user", body.Username}, c.logAttrs()...)...)
 		s.fail(w, r, callrec.Errorf(callrec.EUNAUTHENTICATED, "invalid username or password"))
 		return
 	}
@@ -291,8 +304,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.limiter.Succeeded(body.Username, ip)
 	cookie, sess := s.sessions.create(u.Name)
+	s.log.Info("signed in", append([]any{"user", u.Name, "role", u.Role}, c.logAttrs()...)...)
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: cookie, Path: "/", HttpOnly: true,
-		Secure: r.TLS != nil || s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
+		Secure: c.TLS || s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
 		MaxAge: int(s.cfg.SessionMax.Seconds())})
 	httpio.JSON(w, http.StatusOK, sessionBody{User: userOf(u), CSRFToken: sess.csrf})
 }
@@ -307,7 +321,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, p *princip
 		s.log.Error("audit logout", callrec.LogKeyErr, err) // the session is gone either way
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true,
-		Secure: r.TLS != nil || s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+		Secure: s.client(r).TLS || s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	w.WriteHeader(http.StatusNoContent)
 }
 

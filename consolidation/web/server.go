@@ -13,9 +13,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"callrec"
@@ -61,10 +62,16 @@ type Config struct {
 	// any session this long after sign-in [12h].
 	SessionIdle, SessionMax time.Duration
 	// SecureCookies marks cookies Secure even on plain HTTP requests (TLS
-	// terminated by a proxy in front). Requests over TLS always get Secure.
+	// terminated by a proxy in front). Requests over TLS always get Secure,
+	// and so do requests a trusted proxy marks X-Forwarded-Proto: https.
 	SecureCookies bool
-	Log           *slog.Logger
-	Now           func() time.Time
+	// TrustedProxies are the reverse proxies (see ParseTrustedProxies)
+	// whose X-Forwarded-For (or Forwarded) names the client for sign-in
+	// rate limits, the audit trail and logs. Empty: nobody's; the client
+	// is the connection's address and those headers are ignored.
+	TrustedProxies []netip.Prefix
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 // Server serves the consolidation API and UI.
@@ -75,6 +82,7 @@ type Server struct {
 	playbacks playbacks
 	limiter   *users.Limiter
 	now       func() time.Time
+	badFwd    badForwarding
 }
 
 // New returns a Server.
@@ -160,7 +168,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(r.Pattern, r.handler)
 	}
 	s.routeUI(mux)
-	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
+	return s.withClient(securityHeaders(http.NewCrossOriginProtection().Handler(mux)))
 }
 
 // securityHeaders sets the headers every response carries.
@@ -178,14 +186,57 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
-// remoteIP is the client's address as the audit trail and the login limiter
-// see it.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientKey is the context key of a request's client.
+type clientKey struct{}
+
+// withClient tells who sent each request once (see clientOf) and keeps it
+// in the request's context for the handlers.
+func (s *Server) withClient(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := s.resolveClient(r)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, c)))
+	})
+}
+
+// client is who sent r: its address as the audit trail, the sign-in
+// limiter and the logs see it.
+func (s *Server) client(r *http.Request) client {
+	if c, ok := r.Context().Value(clientKey{}).(client); ok {
+		return c
 	}
-	return host
+	return s.resolveClient(r)
+}
+
+func (s *Server) resolveClient(r *http.Request) client {
+	c, err := clientOf(r, s.cfg.TrustedProxies)
+	if err != nil {
+		s.badFwd.warn(s.log, s.now(), c.Peer, err)
+	}
+	return c
+}
+
+// badForwarding throttles the warning about malformed forwarding headers
+// from a trusted proxy (a misconfigured proxy would send one with every
+// request): the first is logged, then at most one a minute with the count
+// of those not logged.
+type badForwarding struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (b *badForwarding) warn(log *slog.Logger, now time.Time, peer string, err error) {
+	b.mu.Lock()
+	if !b.last.IsZero() && now.Sub(b.last) < time.Minute && now.Sub(b.last) >= 0 {
+		b.suppressed++
+		b.mu.Unlock()
+		return
+	}
+	n := b.suppressed
+	b.last, b.suppressed = now, 0
+	b.mu.Unlock()
+	log.Warn("malformed forwarding header from a trusted proxy: using the connection's address as the client's",
+		"proxy", peer, "suppressed", n, callrec.LogKeyErr, err)
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
