@@ -112,18 +112,23 @@ type mhCluster struct {
 	recIP  [3]string
 	recDir [3]string
 	rec    [3]*labProc
+	recArg []string // more recorder flags
+	adNS   [3]string
+	adIP   [3]string
+	ad     [3]*labProc
 	adHTTP [3]string
 	lbHTTP string
+	simIP  string
 }
 
-func startMHCluster(t *testing.T, l *netLab) *mhCluster {
-	c := &mhCluster{netLab: l}
-	c.simNS, _ = l.host(t, "sim", 2)
-	var adNS, adIP [3]string
+// startMHCluster starts the lab's 7 hosts; recArgs are more recorder flags.
+func startMHCluster(t *testing.T, l *netLab, recArgs ...string) *mhCluster {
+	c := &mhCluster{netLab: l, recArg: recArgs}
+	c.simNS, c.simIP = l.host(t, "sim", 2)
 	for i := range 3 {
 		c.recNS[i], c.recIP[i] = l.host(t, fmt.Sprintf("rec%d", i+1), 11+i)
 		c.recDir[i] = t.TempDir()
-		adNS[i], adIP[i] = l.host(t, fmt.Sprintf("ad%d", i+1), 21+i)
+		c.adNS[i], c.adIP[i] = l.host(t, fmt.Sprintf("ad%d", i+1), 21+i)
 	}
 	lbNS, lbIP := l.host(t, "lb", 31)
 	t.Logf("the hub and 8 host namespaces built in %v", time.Since(l.born).Round(time.Millisecond))
@@ -141,11 +146,8 @@ func startMHCluster(t *testing.T, l *netLab) *mhCluster {
 		procs = append(procs, c.rec[i])
 	}
 	for i := range 3 {
-		name, at := fmt.Sprintf("ad%d", i+1), func(port string) string { return net.JoinHostPort(adIP[i], port) }
-		c.adHTTP[i] = at(mhAdHTTP)
-		procs = append(procs, l.start(t, name, adNS[i], "media adapter running", "mediaadapter", "--media-addr", at(mhMediaPort),
-			"--http-addr", c.adHTTP[i], "--twilio-auth-token", testToken, "--public-url", c.public,
-			"--pool-seeds", c.seeds, "--pool-bind", at(mhPoolPort), "--pool-fast", "--pool-name", name))
+		c.ad[i] = c.startAdapter(t, i, "")
+		procs = append(procs, c.ad[i])
 	}
 	c.lbHTTP = net.JoinHostPort(lbIP, mhLBHTTP)
 	procs = append(procs, l.start(t, "lb", lbNS, "lb running", "lb", "--listen-addr", net.JoinHostPort(lbIP, mhLBPort),
@@ -169,6 +171,15 @@ func startMHCluster(t *testing.T, l *netLab) *mhCluster {
 
 func (c *mhCluster) recHTTP(i int) string { return net.JoinHostPort(c.recIP[i], mhRecHTTP) }
 
+// startAdapter starts media adapter i+1 in the pool.
+func (c *mhCluster) startAdapter(t *testing.T, i int, label string) *labProc {
+	name, at := fmt.Sprintf("ad%d", i+1), func(port string) string { return net.JoinHostPort(c.adIP[i], port) }
+	c.adHTTP[i] = at(mhAdHTTP)
+	return c.start(t, name+label, c.adNS[i], "media adapter running", "mediaadapter", "--media-addr", at(mhMediaPort),
+		"--http-addr", c.adHTTP[i], "--twilio-auth-token", testToken, "--public-url", c.public,
+		"--pool-seeds", c.seeds, "--pool-bind", at(mhPoolPort), "--pool-fast", "--pool-name", name)
+}
+
 // startRecorder starts recorder i+1 on its data dir, in the pool or alone
 // (to read what a dead one holds).
 func (c *mhCluster) startRecorder(t *testing.T, i int, pooled bool, label string) *labProc {
@@ -178,6 +189,7 @@ func (c *mhCluster) startRecorder(t *testing.T, i int, pooled bool, label string
 	if pooled {
 		args = append(args, "--pool-seeds", c.seeds, "--pool-bind", net.JoinHostPort(ip, mhPoolPort), "--pool-fast", "--pool-name", name)
 	}
+	args = append(args, c.recArg...)
 	return c.start(t, name+label, c.recNS[i], "recorder running", args...)
 }
 
