@@ -249,10 +249,24 @@ func (n *Node) fail(r *recording, err error) {
 // record, emits STOPPED and tells the adapter.
 func (n *Node) finalize(r *recording, reason, detail string) {
 	ctx := context.Background()
+	// Every source ends now, before the final flush: a record arriving
+	// later is not taken (so the final reply acknowledges exactly what the
+	// flush wrote), and what a copy held for alignment is placed.
 	r.mu.Lock()
 	for _, s := range r.srcs {
-		if s.cp != nil && s.cp.align == "" && len(s.cp.held) > 0 {
+		if s.cp != nil && s.cp.align == "" && len(s.cp.held) > 0 && r.pair.hasOrigin {
 			r.alignLocked(s, callrec.AlignClock, s.cp.est(r))
+		}
+		switch {
+		case s.ended():
+		case s.cp == nil:
+			s.endLocked(reason)
+		case s.replier == nil:
+			s.endLocked(callrec.EndLinkLost) // its adapter is gone
+		case reason == callrec.EndStop:
+			s.endLocked(endPairEnded)
+		default:
+			s.endLocked(reason)
 		}
 	}
 	r.mu.Unlock()
@@ -276,11 +290,6 @@ func (n *Node) finalize(r *recording, reason, detail string) {
 	r.mu.Lock()
 	for _, s := range r.srcs {
 		s.pending.pop(1 << 62)
-		if s.cp != nil && s.replier == nil {
-			s.endLocked(callrec.EndLinkLost) // its adapter is gone
-		} else if s.cp != nil {
-			s.endLocked(reason)
-		}
 		if s.replier == nil {
 			continue
 		}

@@ -171,10 +171,15 @@ func (n *Node) OpenStream(ctx context.Context, key link.StreamKey, req link.Open
 		r := n.byPair[pk]
 		n.mu.Unlock()
 		if r != nil {
-			if s := r.join(key, info, rp); s != nil {
-				n.mu.Lock()
+			// byKey is set in the same critical section as the join, so a
+			// finalize that follows removes it (lock order n.mu, r.mu).
+			n.mu.Lock()
+			s := r.join(key, info, rp)
+			if s != nil {
 				n.byKey[key] = s
-				n.mu.Unlock()
+			}
+			n.mu.Unlock()
+			if s != nil {
 				n.m.copiesJoined.Inc()
 				r.log.Info("stream joined its pair's recording", callrec.LogKeyStreamSID, info.StreamSID,
 					"copy", info.Pair.Copy, "adapter", info.Adapter)
@@ -250,7 +255,13 @@ func (r *recording) declareLocked(t callrec.Track) {
 func (r *recording) join(key link.StreamKey, info callrec.StreamInfo, rp *link.Replier) *source {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closing != nil || len(r.srcs) >= maxSources {
+	live := 0
+	for _, x := range r.srcs {
+		if !x.ended() {
+			live++
+		}
+	}
+	if r.closing != nil || live >= maxLive || len(r.srcs) >= maxSources {
 		return nil
 	}
 	for _, t := range info.Tracks {

@@ -37,8 +37,11 @@ const (
 	// numbering: copies that started up to this many frames earlier fit
 	// before it.
 	pairHeadroom = 500 // 10 s
-	// pairWait is how long the file's start waits for every copy to join.
-	pairWait = 2 * time.Second
+	// pairWait is how long the file's start waits for every copy to join
+	// and be aligned: a copy that started earlier than the first one to
+	// bring audio but joins later than this loses its audio from before
+	// the file's start (counted as before_start).
+	pairWait = 5 * time.Second
 	// pairStopGrace is how long the other copies may run on after one
 	// ended with stop (Twilio stops them within moments of each other).
 	pairStopGrace = 3 * time.Second
@@ -53,9 +56,14 @@ const (
 	// ringSize is how many recent chunks per track are remembered (by
 	// audio hash) for alignment: 40 s.
 	ringSize = 2048
-	// maxSources bounds the streams merged into one recording (copies and
-	// their restarts).
-	maxSources = 2 * callrec.MaxCopies
+	// maxLive bounds the live streams merged into one recording (copies
+	// and their restarts), maxSources all of them ever.
+	maxLive    = 2 * callrec.MaxCopies
+	maxSources = 64
+	// endPairEnded is the end of a copy still streaming when its merged
+	// recording ended (another copy stopped, this one did not follow
+	// within pairStopGrace).
+	endPairEnded = "pair_ended"
 )
 
 // pairState is a merged recording's state.
@@ -72,6 +80,12 @@ type pairState struct {
 	originStart time.Time
 	originOff   int64
 	hasOrigin   bool
+	// tsSkew (ms) maps timestamps onto the recording's chunk times: the
+	// origin's first frame's timestamp sits where its chunk puts it.
+	tsSkew int64
+	// early[t] is the lowest chunk a copy brought from before the file's
+	// start, which could not be written (0: none).
+	early [callrec.NumTracks]uint32
 	ready       bool // the file's start is chosen
 	stopAt      time.Time
 }
@@ -119,6 +133,9 @@ func (p *pairState) estimate(s *source) int64 {
 		return p.originOff
 	}
 	d := s.info.StartedAt.Sub(p.originStart)
+	if d > 24*time.Hour || d < -24*time.Hour { // an adapter's clock is off: trust it not
+		return p.originOff
+	}
 	frames := (d + 10*time.Millisecond) / (20 * time.Millisecond)
 	if d < 0 {
 		frames = (d - 10*time.Millisecond) / (20 * time.Millisecond)
@@ -153,13 +170,20 @@ func (p *pairState) supply(t callrec.Track, chunk uint32, cp int) {
 func (r *recording) pairFrameLocked(s *source, f *callrec.Frame) {
 	cp := s.cp
 	if !r.pair.hasOrigin {
-		// The first copy to bring audio is the origin. A fresh stream's
-		// chunk 1 goes at pairHeadroom+1; a continuation's first chunk too.
+		// The first copy to bring a sound frame is the origin. A fresh
+		// stream's chunk 1 goes at pairHeadroom+1; a continuation's first
+		// chunk too.
+		skew := (int64(f.Chunk)-1)*20 - int64(f.TimestampMS)
+		if f.Chunk == 0 || f.Chunk > maxFirstChunk || skew > maxDrift/callrec.SamplesPerMS || skew < -maxDrift/callrec.SamplesPerMS || !r.declared[f.Track] {
+			r.errorLocked(callrec.ErrKindBadField, "first frame of a pair: chunk or timestamp out of range")
+			s.pending.push(f.Seq, 0)
+			return
+		}
 		off := int64(pairHeadroom)
 		if r.meta.PreviousINUM != "" {
 			off = pairHeadroom + 1 - int64(f.Chunk)
 		}
-		r.pair.hasOrigin, r.pair.originStart, r.pair.originOff = true, s.info.StartedAt, off
+		r.pair.hasOrigin, r.pair.originStart, r.pair.originOff, r.pair.tsSkew = true, s.info.StartedAt, off, skew
 		r.meta.Stream = s.info
 		r.alignLocked(s, callrec.AlignOrigin, off)
 	}
@@ -194,13 +218,19 @@ func (r *recording) placeCopyLocked(s *source, f *callrec.Frame) {
 		return
 	}
 	c := int64(f.Chunk) + cp.off
-	ts := int64(f.TimestampMS) + cp.off*20
-	if c < 1 || ts < 0 {
+	ts := int64(f.TimestampMS) + cp.off*20 + r.pair.tsSkew
+	if c < 1 || ts < 0 || (r.pair.ready && (ts+20)*callrec.SamplesPerMS <= r.fileBase) {
+		// Before the recording's timeline or its file: a copy that started
+		// earlier than the first to bring audio and joined too late. Its
+		// audio there is reported missing (pairTrackAccounting).
 		cp.before++
+		if e := &r.pair.early[f.Track]; c >= 1 && (*e == 0 || uint32(c) < *e) {
+			*e = uint32(c)
+		}
 		s.pending.push(f.Seq, 0)
 		return
 	}
-	if c > 1<<31 || ts > 1<<31 {
+	if c > maxFirstChunk+pairHeadroom || ts > int64(maxFirstChunk+pairHeadroom)*20+maxDrift/callrec.SamplesPerMS {
 		r.errorLocked(callrec.ErrKindBadField, "chunk or timestamp out of range")
 		s.pending.push(f.Seq, 0)
 		return
@@ -208,13 +238,30 @@ func (r *recording) placeCopyLocked(s *source, f *callrec.Frame) {
 	chunk := uint32(c)
 	ts32 := &r.tracks[f.Track]
 	if ts32.seen.has(chunk) {
+		end := int64(0)
 		if cp.seen[f.Track].has(chunk) {
-			ts32.dups++ // the same copy sent it twice: a duplicate as in one stream
+			ts32.dups++ // the same copy sent it twice: a duplicate as in one stream (its first is ahead in this queue)
 		} else {
 			cp.redundant++
+			// Another copy's audio of this chunk may not be on disk yet:
+			// acknowledge this one only once everything placed is.
+			end = r.win.hi[f.Track]
 		}
-		s.pending.push(f.Seq, 0)
+		s.pending.push(f.Seq, end)
 		return
+	}
+	if !ts32.started {
+		// A track's first frame: near the other track's, or a bad
+		// timestamp would make the window span the distance.
+		for t, ok := range r.declared {
+			if ok && r.tracks[t].started {
+				if d := ts*callrec.SamplesPerMS - r.tracks[t].firstPos; d > maxDrift || d < -maxDrift {
+					r.errorLocked(callrec.ErrKindBadField, "first frame of a track far from the other track's")
+					s.pending.push(f.Seq, 0)
+					return
+				}
+			}
+		}
 	}
 	pos, w, p, why := ts32.place(chunk, uint32(ts), len(f.Payload))
 	switch p {
@@ -236,13 +283,10 @@ func (r *recording) placeCopyLocked(s *source, f *callrec.Frame) {
 	r.pair.remember(f.Track, chunk, f.Payload)
 	data := f.Payload[:w]
 	if r.pair.ready && pos < r.fileBase {
-		// Before the file's first sample: a copy that joined late brought
-		// audio from before the recording began.
+		// Straddles the file's first sample (a copy off by part of a
+		// frame): what is before it cannot be written.
 		k := min(int64(len(data)), r.fileBase-pos)
 		data, pos = data[k:], pos+k
-		if len(data) == 0 {
-			cp.before++
-		}
 	}
 	r.writeLocked(s, f.Seq, f.Track, pos, data)
 }
@@ -337,7 +381,37 @@ func (r *recording) startFileLocked() {
 	}
 	r.win.skipTo(first)
 	r.fileBase = first
-	r.meta.Audio.OffsetMS = (first - r.pair.originOff*20*callrec.SamplesPerMS) / callrec.SamplesPerMS
+	r.meta.Audio.OffsetMS = first/callrec.SamplesPerMS - r.pair.shiftMS()
+}
+
+// shiftMS is where the origin's stream time 0 is on the recording's
+// timeline (ms): gap times are reported in the origin's stream time.
+func (p *pairState) shiftMS() int64 { return p.originOff*20 + p.tsSkew }
+
+// pairTrackAccounting puts a merged recording's track accounting in the
+// origin stream's time, and counts the chunks a fresh pair lost before its
+// first (no copy brought them) as a missing gap, as a stream's would be.
+func (r *recording) pairTrackAccounting(ta *callrec.TrackAccounting, t callrec.Track) {
+	if !r.pair.hasOrigin {
+		return
+	}
+	shift := r.pair.shiftMS()
+	for i := range ta.Gaps {
+		ta.Gaps[i].StartMS -= shift
+		ta.Gaps[i].EndMS -= shift
+	}
+	first := uint32(r.pair.originOff + 1) // the origin's chunk 1
+	if e := r.pair.early[t]; e > 0 && e < first {
+		first = e // a copy brought audio from before: missing from there
+	}
+	if r.meta.PreviousINUM == "" && ta.LastChunk > 0 && ta.FirstChunk > first && len(ta.Gaps) < maxListedGaps {
+		n := int64(ta.FirstChunk - first)
+		ta.Expected += n
+		ta.Missing += n
+		lead := callrec.Gap{Cause: callrec.GapMissing, FromChunk: first, ToChunk: ta.FirstChunk - 1, Frames: n,
+			StartMS: (int64(first)-1)*20 - shift, EndMS: r.tracks[t].firstPos/callrec.SamplesPerMS - shift}
+		ta.Gaps = append([]callrec.Gap{lead}, ta.Gaps...)
+	}
 }
 
 // pairDoneLocked decides whether a merged recording is finished, and how:

@@ -96,6 +96,15 @@ func (s *source) Frame(f *callrec.Frame) {
 		return
 	}
 	ts := &r.tracks[f.Track]
+	if ts.continues && !ts.started && r.originSet {
+		// The first frame of the other track: near the first one's, or a
+		// bad timestamp would make the window span the distance.
+		if d := int64(f.TimestampMS)*callrec.SamplesPerMS - (r.origin + r.n.lagSamples); d > maxSampleJump || d < -maxSampleJump {
+			r.errorLocked(callrec.ErrKindBadField, "first frame of a track far from the other track's")
+			s.pending.push(f.Seq, 0)
+			return
+		}
+	}
 	pos, w, p, why := ts.place(f.Chunk, f.TimestampMS, len(f.Payload))
 	switch p {
 	case duplicate:
@@ -222,6 +231,11 @@ func (s *source) reattach(rp *link.Replier) uint64 {
 	defer s.r.mu.Unlock()
 	s.replier = rp
 	s.detachedAt = time.Time{}
+	if s.cp != nil && s.endReason == callrec.EndLinkLost && s.r.closing == nil {
+		// A copy declared lost whose adapter came back while the merged
+		// recording still runs: it carries on.
+		s.endedAt, s.endReason = time.Time{}, ""
+	}
 	s.sentAck = 0 // resend the durable ack on the new connection
 	return s.lastSeq
 }
@@ -308,6 +322,7 @@ func (r *recording) accountingLocked() callrec.Accounting {
 		ta := r.tracks[t].accounting(callrec.Track(t))
 		if r.pair != nil && ta.LastChunk > 0 {
 			ta.Supply, ta.SupplyOmit = r.pair.supplyRuns(callrec.Track(t), ta.FirstChunk, ta.LastChunk)
+			r.pairTrackAccounting(&ta, callrec.Track(t))
 		}
 		a.Tracks = append(a.Tracks, ta)
 		a.Messages.MediaSeen += ta.Received

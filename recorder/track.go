@@ -11,6 +11,13 @@ import (
 const (
 	maxChunkJump  = 50 * 60 * 10            // 10 minutes of 20 ms frames
 	maxSampleJump = 60 * callrec.SampleRate // 60 s of audio
+	// A segment continuing a stream may start anywhere in a call, but no
+	// further than a day in, and with its timestamp within maxDrift of
+	// where its chunk number puts it: one frame cannot make us allocate
+	// more than a day's chunk bitmap.
+	maxFirstChunk = 50 * 60 * 60 * 24                   // a day of 20 ms frames
+	maxDrift      = 10 * 60 * int64(callrec.SampleRate) // 10 minutes
+	frameLen      = 20 * callrec.SamplesPerMS           // samples in a 20 ms frame
 	maxListedGaps = 1000                    // per track in the API; the rest are counted
 	jitterSamples = 160                     // a timestamp within one frame of the expected place is jitter
 )
@@ -72,7 +79,7 @@ func (t *trackState) place(chunk, ts uint32, n int) (pos int64, w int, p placeme
 	if chunk == 0 {
 		return 0, 0, rejected, "chunk 0"
 	}
-	if !t.started && chunk > maxChunkJump && !t.continues {
+	if !t.started && (chunk > maxFirstChunk || chunk > maxChunkJump && !t.continues) {
 		return 0, 0, rejected, "first chunk too high"
 	}
 	if t.started && chunk > t.lastChunk && chunk-t.lastChunk > maxChunkJump {
@@ -87,8 +94,14 @@ func (t *trackState) place(chunk, ts uint32, n int) (pos int64, w int, p placeme
 		return 0, 0, rejected, "timestamp jumps too far ahead"
 	}
 	if !t.started && tpos > maxSampleJump && !t.continues {
-		// A segment continuing another INUM starts wherever the stream was.
 		return 0, 0, rejected, "first timestamp too far from stream start"
+	}
+	if !t.started && t.continues {
+		// A segment continuing another INUM starts wherever the stream
+		// was, with its timestamp near where its chunk puts it.
+		if d := tpos - int64(chunk-1)*frameLen; d > maxDrift || d < -maxDrift {
+			return 0, 0, rejected, "first timestamp far from where its chunk puts it"
+		}
 	}
 	switch {
 	case !t.started:
