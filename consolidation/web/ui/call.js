@@ -51,7 +51,7 @@ const KIND_CLASS = {
 const END_REASONS = {
   stop: 'Twilio stop message', socket_closed: 'socket closed without stop', protocol_error: 'protocol error',
   timeout: 'idle timeout', shutdown: 'recorder shut down', crash: 'recorder crashed (repaired on restart)',
-  write_error: 'write error', link_lost: 'adapter link lost',
+  write_error: 'write error', link_lost: 'adapter link lost', pair_ended: 'still streaming when the other copy stopped',
 };
 
 // ---------------------------------------------------------------------------
