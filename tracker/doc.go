@@ -58,4 +58,10 @@
 // the reservation's wrapup) are emitted as a late pair, a StartStream
 // immediately followed by its StopStream (ReasonLate), so that point 3
 // holds; Effective removes such pairs before calling Twilio.
+//
+// # Retention
+//
+// The Service keeps an ended contact for a grace period after its last
+// event and then retires it, leaving a tombstone that makes later events of
+// its task be ignored (see retention.go).
 package tracker

@@ -73,6 +73,10 @@ type record struct {
 	Conns       connMap   `json:"connections,omitempty"`
 	Transfers   xferMap   `json:"transfers,omitempty"`
 	Emit        emitState `json:"emit"`
+	// Seen is when the tracker last handled an event of the task, by its
+	// own clock: not a fact of the call but the start of its retention
+	// (see retention.go).
+	Seen time.Time `json:"seen,omitzero"`
 }
 
 type (

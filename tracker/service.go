@@ -44,18 +44,20 @@ type Service struct {
 
 	mu     sync.Mutex
 	state  *State
+	ret    *retention
 	alarms *alarms    // used by the alarm loop only
 	holds  *holdWatch // used by the hold watch loop only
 }
 
 var _ callrec.EventSink = (*Service)(nil)
 
-// NewService restores the saved contacts and returns the Service.
+// NewService restores the saved contacts and returns the Service. It
+// keeps contacts forever unless SetRetention says otherwise.
 func NewService(ctx context.Context, rules Rules, alarm AlarmConfig, hold HoldConfig, orders Orderer, store ContactStore, log *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{orders: orders, store: store, log: log.With(callrec.LogKeyComponent, "tracker"), state: NewState(rules), alarms: newAlarms(alarm, reg), holds: newHoldWatch(hold, reg),
+	s := &Service{orders: orders, store: store, log: log.With(callrec.LogKeyComponent, "tracker"), state: NewState(rules), ret: newRetention(store, reg), alarms: newAlarms(alarm, reg), holds: newHoldWatch(hold, reg),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callrec_tracker_events_total", Help: "CTI events applied, by type."}, []string{"type"})}
 	if reg != nil {
 		reg.MustRegister(s.events)
@@ -74,17 +76,25 @@ func NewService(ctx context.Context, rules Rules, alarm AlarmConfig, hold HoldCo
 	if len(saved) > 0 {
 		s.log.Info("tracker state restored", "contacts", len(saved))
 	}
+	s.ret.contacts.Set(float64(len(s.state.contacts)))
 	return s, nil
 }
 
 // HandleEvent implements callrec.EventSink. The decisions are submitted
 // before the contact is saved: a crash in between makes the redelivered
 // event decide again, and the Stream Manager drops the repeated orders by
-// key; the other way round, a decision could be lost.
+// key; the other way round, a decision could be lost. An event for a
+// retired contact is ignored (see retention.go).
 func (s *Service) HandleEvent(ctx context.Context, ev callrec.CTIEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if applies(&ev) {
+		if late, err := s.retired(ctx, &ev); late || err != nil {
+			return err
+		}
+	}
 	ds := Effective(s.state.Apply(ev))
+	s.touched(ev.TaskSID)
 	s.events.WithLabelValues(string(ev.Type)).Inc()
 	for _, d := range ds {
 		o := order(d, s.state, ev)
@@ -113,6 +123,7 @@ func (s *Service) HandleEvent(ctx context.Context, ev callrec.CTIEvent) error {
 			if err := s.sink.Contact(ctx, c); err != nil {
 				return fmt.Errorf("hand contact %s to consolidation: %w", ev.TaskSID, err)
 			}
+			s.ret.acked[ev.TaskSID] = true
 		}
 	}
 	return nil
@@ -120,15 +131,20 @@ func (s *Service) HandleEvent(ctx context.Context, ev callrec.CTIEvent) error {
 
 // SetContactSink makes the service hand every changed contact to sink, and
 // hands it every contact restored from the store now (so a sink that missed
-// updates while the tracker was down catches up). Call it before events flow.
+// updates while the tracker was down catches up): with retention, only the
+// contacts still retained, since the retired ones were acknowledged before
+// they were retired. Call it before events flow. On error the contacts not
+// handed over go with their next event or the next retirement sweep.
 func (s *Service) SetContactSink(ctx context.Context, sink ContactSink) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sink = sink
+	clear(s.ret.acked) // what another sink took does not count
 	for _, c := range s.state.Contacts() {
 		if err := sink.Contact(ctx, c); err != nil {
 			return fmt.Errorf("hand contact %s to consolidation: %w", c.TaskSID, err)
 		}
+		s.ret.acked[c.TaskSID] = true
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func NewState(rules Rules) *State {
 // to, in order (often none). Events without a task, and tasks of another
 // channel than voice, are ignored.
 func (s *State) Apply(ev callrec.CTIEvent) []Decision {
-	if ev.TaskSID == "" || (ev.TaskChannel != "" && !strings.EqualFold(ev.TaskChannel, "voice")) {
+	if !applies(&ev) {
 		return nil
 	}
 	r := s.contacts[ev.TaskSID]
@@ -40,6 +40,12 @@ func (s *State) Apply(ev callrec.CTIEvent) []Decision {
 	}
 	r.apply(&ev, s.rules)
 	return s.reconcile(r)
+}
+
+// applies reports whether Apply takes ev: it has a task, of the voice
+// channel (or of none given).
+func applies(ev *callrec.CTIEvent) bool {
+	return ev.TaskSID != "" && (ev.TaskChannel == "" || strings.EqualFold(ev.TaskChannel, "voice"))
 }
 
 // reconcile brings the contact's streams in line with its plan: the open
@@ -177,10 +183,11 @@ func (s *State) Contacts() []callrec.Contact {
 
 // Forget drops a task's contact, e.g. a finished one after its retention.
 // The caller should keep contacts longer than events can be redelivered
-// (Event Streams retries for hours): an event of a forgotten task starts a
-// fresh contact, and a late reservation.accepted could then start a stream
-// on a call that has long ended (the Stream Manager would get Twilio's
-// "call not in progress" and drop it).
+// (Event Streams retries for hours), and refuse events of forgotten tasks
+// (the Service keeps tombstones, see retention.go): an event of a
+// forgotten task starts a fresh contact, and a late reservation.accepted
+// could then start a stream on a call that has long ended (the Stream
+// Manager would get Twilio's "call not in progress" and drop it).
 func (s *State) Forget(taskSID string) {
 	delete(s.contacts, taskSID)
 }

@@ -38,6 +38,9 @@ type ctiConfig struct {
 	LongCall       time.Duration
 	LongHold       time.Duration
 	DualStreams    bool // two Twilio streams per recorded call (streams.Config.DualStreams)
+	// ContactRetention and ContactTombstones: tracker.RetentionConfig.
+	ContactRetention  time.Duration
+	ContactTombstones time.Duration
 }
 
 func (c *ctiConfig) register(fs *flag.FlagSet) {
@@ -56,6 +59,12 @@ func (c *ctiConfig) registerTracker(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LongCall, "long-call-alarm", 120*time.Minute, "raise the long-call alarm (log event and metric) for calls longer than this")
 	fs.BoolVar(&c.DualStreams, "dual-streams", false, "dual-stream capture: start two Twilio streams per recorded call (names <stream>-c1 and -c2, URLs <media URL>/pair/<stream>/1 and /2), each to its own media adapter, merged into one recording; both_tracks copies use all four of the call's Twilio forks")
 	fs.DurationVar(&c.LongHold, "long-hold-alarm", 0, "raise the long-hold alarm for customers on hold longer than this (e.g. 120m; polls each active call's conference every 30 s; 0: off)")
+	fs.DurationVar(&c.ContactRetention, "contact-retention", 24*time.Hour, "keep an ended contact (task completed, canceled or deleted) in the tracker's memory and store this long after its last event, "+
+		"then retire it (once consolidation has it) and ignore, log and count its later events; 0 keeps contacts forever. It must exceed how late an event can come: "+
+		"Event Streams retries a webhook for up to 4 h, a Kinesis stream keeps unread records 24 h by default (raise this with the stream's retention), "+
+		"and repeats of events already handled are dropped by the event adapter's 48 h duplicate window")
+	fs.DurationVar(&c.ContactTombstones, "contact-tombstones", tracker.DefaultTombstones, "keep a retired contact's tombstone (task SID and times, on disk) this long to recognize its very late events; at least --contact-retention "+
+		"(the default covers a Kinesis stream with 7 days' retention)")
 }
 
 // registerEvents registers the flags of the Event Streams sources.
@@ -65,6 +74,11 @@ func (c *ctiConfig) registerEvents(fs *flag.FlagSet) {
 	fs.StringVar(&c.Kinesis.Endpoint, "kinesis-endpoint", "", "Kinesis endpoint override (e.g. kinesis-local)")
 	fs.StringVar(&c.Kinesis.StartPosition, "kinesis-start", "latest", "where to start without a checkpoint: latest, trim_horizon or at_timestamp")
 	fs.BoolVar(&c.DisableWebhook, "no-events-webhook", false, "do not serve the Event Streams webhook sink at /twilio/events")
+}
+
+// retention is the tracker's contact retention.
+func (c *ctiConfig) retention() tracker.RetentionConfig {
+	return tracker.RetentionConfig{Retention: c.ContactRetention, Tombstones: c.ContactTombstones}
 }
 
 func (c *ctiConfig) rules() tracker.Rules {
@@ -138,6 +152,10 @@ func openCTI(ctx context.Context, cfg ctiConfig, dataDir, token, mediaURL, httpU
 		c.close()
 		return nil, err
 	}
+	if err = c.svc.SetRetention(cfg.retention()); err != nil {
+		c.close()
+		return nil, err
+	}
 	c.adapter = eventadapter.New(c.svc, c.events, log.With(callrec.LogKeyComponent, "eventadapter"), reg)
 	if !cfg.DisableWebhook {
 		if c.webhook, err = webhook.New(webhook.Config{PublicURL: cfg.PublicHTTPURL + "/twilio/events", AuthToken: token}, c.adapter.Handle, log); err != nil {
@@ -160,6 +178,7 @@ func (c *cti) run(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { _ = c.mgr.Run(ctx) })
 	wg.Go(func() { _ = c.svc.RunAlarms(ctx) })
 	wg.Go(func() { _ = c.svc.RunHoldWatch(ctx, c.rest) })
+	wg.Go(func() { _ = c.svc.RunRetention(ctx) })
 	if c.kin != nil {
 		wg.Go(func() { _ = c.kin.Run(ctx, c.adapter.Handle) })
 	}

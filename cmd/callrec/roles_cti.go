@@ -75,6 +75,9 @@ func runTrackerCommand(ctx context.Context, args []string, stderr io.Writer) err
 	reg := newRegistry()
 	mgr := streams.New(cfg.streamsConfig(*mediaURL, public), rest, store, log, reg)
 	svc, err := tracker.NewService(ctx, cfg.rules(), tracker.AlarmConfig{LongCall: cfg.LongCall}, tracker.HoldConfig{LongHold: cfg.LongHold}, mgr, store, log, reg)
+	if err == nil {
+		err = svc.SetRetention(cfg.retention())
+	}
 	if err != nil {
 		ln.Close()
 		return err
@@ -82,7 +85,9 @@ func runTrackerCommand(ctx context.Context, args []string, stderr io.Writer) err
 	if *consURL != "" {
 		if err := svc.SetContactSink(ctx, ingest.NewClient(*consURL, *ingestToken)); err != nil {
 			// Contacts still go as events change them; these restored ones
-			// go again with their next event.
+			// go again with their next event or, once ended, with the
+			// retirement sweep (which retires none consolidation has not
+			// taken).
 			log.Warn("consolidation did not take the restored contacts", callrec.LogKeyErr, err)
 		}
 	}
@@ -96,6 +101,7 @@ func runTrackerCommand(ctx context.Context, args []string, stderr io.Writer) err
 	wg.Go(func() { _ = mgr.Run(runCtx) })
 	wg.Go(func() { _ = svc.RunAlarms(runCtx) })
 	wg.Go(func() { _ = svc.RunHoldWatch(runCtx, rest) })
+	wg.Go(func() { _ = svc.RunRetention(runCtx) })
 	return serveHTTP(ctx, ln, mux, log, func() {
 		stop()
 		wg.Wait()

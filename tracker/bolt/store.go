@@ -1,6 +1,7 @@
 // Package bolt keeps the tracker's state in bbolt: the Stream Manager's
-// intents (so exactly one Start/Stop per decision survives restarts) and
-// the contacts' snapshots (so a restarted tracker carries on).
+// intents (so exactly one Start/Stop per decision survives restarts), the
+// contacts' snapshots (so a restarted tracker carries on) and the
+// tombstones of retired contacts (so a very late event is recognized).
 package bolt
 
 import (
@@ -36,7 +37,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open tracker store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketIntents, bucketPending, bucketContacts} {
+		for _, b := range [][]byte{bucketIntents, bucketPending, bucketContacts, bucketTombstones, bucketTombTime} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
