@@ -248,7 +248,11 @@ func (p *Placer) unboundLinkLocked() *recLink {
 // this adapter's id and the recorder's name: by name, every adapter would
 // send its burst, and every link of a dead recorder, to the same one.
 func (p *Placer) pickLocked(recs []Recorder) (Recorder, bool) {
-	best, bestScore, bestTie := -1, 0, uint64(0)
+	if len(recs) == 0 {
+		return Recorder{}, false
+	}
+	scores := make([]int, len(recs))
+	top := 0
 	for i, r := range recs {
 		score := r.Free
 		if score < 0 {
@@ -262,19 +266,36 @@ func (p *Placer) pickLocked(recs []Recorder) (Recorder, bool) {
 			score -= l.opened
 			l.mu.Unlock()
 		}
-		if best >= 0 && score < bestScore {
-			continue
-		}
-		tie := hash64(p.cfg.AdapterID, r.Name)
-		if best < 0 || score > bestScore || tie > bestTie || (tie == bestTie && r.Name < recs[best].Name) {
-			best, bestScore, bestTie = i, score, tie
+		scores[i] = score
+		if i == 0 || score > top {
+			top = score
 		}
 	}
-	if best < 0 {
-		return Recorder{}, false
+	// Among the recorders within pickSlack of the most room (gossip is a
+	// moment old, and other adapters place too), the one carrying fewest
+	// of this adapter's own streams: each adapter spreads its share evenly
+	// whatever the gossip's lag, so the pool's sum is even too.
+	best, bestMine, bestTie := -1, 0, uint64(0)
+	for i, r := range recs {
+		if scores[i] < top-pickSlack {
+			continue
+		}
+		mine := 0
+		if l := p.links[r.Name]; l != nil {
+			mine = l.client.Active()
+		}
+		tie := hash64(p.cfg.AdapterID, r.Name)
+		if best < 0 || mine < bestMine || (mine == bestMine && (scores[i] > scores[best] || scores[i] == scores[best] && tie > bestTie)) {
+			best, bestMine, bestTie = i, mine, tie
+		}
 	}
 	return recs[best], true
 }
+
+// pickSlack is how much less room (streams) than the roomiest recorder a
+// recorder may have and still be picked for carrying fewer of this
+// adapter's streams.
+const pickSlack = 2
 
 func (p *Placer) newLinkLocked(rec Recorder) *recLink {
 	p.nextID++
