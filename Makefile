@@ -32,12 +32,14 @@ test: test-deps ## every test, with the race detector (what CI runs)
 	node test/deploy/validate.mjs
 	$(GO) test -race -count=1 -timeout 12m ./...
 
-bench: build ## Go benchmarks of the frame path, then the load run (simulate against run and the bare WebSocket floor)
+bench: build ## Go benchmarks of the frame path, then the load runs: simulate against run and the bare WebSocket floor, then through a pool (lb, 2 adapters, 2 recorders as processes) with single and dual recording
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./mediaadapter/... ./recorder/... ./internal/link/
 	$(GO) test -run='^$$' -bench=FramePath -benchmem -benchtime=1000000x ./bench/framepath
 	$(GO) test -run='^$$' -bench=. -benchtime=3x ./bench/cti
 	$(GO) test -run='^$$' -bench=Search -benchtime=200x ./consolidation/store
 	$(GO) run ./bench/load -calls 200 -duration 60s -max 400,800,1200,1600,2000,2500,3000,3500,4000 -max-duration 30s
+	$(GO) run ./bench/load -topology pool -adapters 2 -recorders 2 -calls 0 -max 200,400,500,600,800,1000,1200,1600,2000 -max-duration 20s
+	$(GO) run ./bench/load -topology pool -adapters 2 -recorders 2 -dual-recording -calls 0 -max 200,300,400,500,600,800,1000 -max-duration 20s
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -83,6 +83,7 @@ type Placer struct {
 	decisions *prometheus.CounterVec
 	failovers prometheus.Counter
 	noRec     prometheus.Counter
+	linkM     *link.Metrics // shared by every link
 }
 
 // recLink is one link to a recorder; bound changes on failover.
@@ -119,6 +120,7 @@ func New(ctx context.Context, cfg Config) *Placer {
 		failovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "callrec_failovers_total", Help: "Links moved to another recorder because theirs failed."}),
 		noRec:     prometheus.NewCounter(prometheus.CounterOpts{Name: "callrec_placement_no_recorder_total", Help: "Streams opened while no recorder was available (kept in retention until one is)."}),
 	}
+	p.linkM = link.NewMetrics(cfg.Registerer)
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(p.placed, p.decisions, p.failovers, p.noRec)
 	}
@@ -301,7 +303,7 @@ func (p *Placer) newLinkLocked(rec Recorder) *recLink {
 	p.nextID++
 	ctx, cancel := context.WithCancel(p.ctx)
 	l := &recLink{id: fmt.Sprintf("%s-%d", p.cfg.AdapterID, p.nextID), bound: rec.Name, addr: rec.Addr, cancel: cancel}
-	l.client = link.NewClient(link.ClientConfig{AdapterID: l.id, RetainBytes: p.cfg.RetainBytes,
+	l.client = link.NewClient(link.ClientConfig{AdapterID: l.id, RetainBytes: p.cfg.RetainBytes, Metrics: p.linkM,
 		Log:  p.log.With("link", l.id),
 		Dial: func(ctx context.Context) (net.Conn, error) { return p.dial(ctx, l) }})
 	if rec.Name != "" {

@@ -253,7 +253,7 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 			Log: log, Registerer: reg})
 		opener, links, runLink = placer, placer, placer.Done
 	} else {
-		clients, err := recorderClients(*recAddr, mc.DualRecording, mc.NodeID, *retain, log)
+		clients, err := recorderClients(*recAddr, mc.DualRecording, mc.NodeID, *retain, log, link.NewMetrics(reg))
 		if err != nil {
 			ln.Close()
 			return err
@@ -326,7 +326,7 @@ func runMediaAdapterCommand(ctx context.Context, args []string, stderr io.Writer
 
 // recorderClients makes the link clients of an adapter without a pool: one
 // per --recorder address, two with dual recording.
-func recorderClients(addrs string, dual bool, adapterID string, retain int, log *slog.Logger) (linkClients, error) {
+func recorderClients(addrs string, dual bool, adapterID string, retain int, log *slog.Logger, lm *link.Metrics) (linkClients, error) {
 	var list []string
 	for _, a := range strings.Split(addrs, ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -346,7 +346,7 @@ func recorderClients(addrs string, dual bool, adapterID string, retain int, log 
 		if len(list) > 1 {
 			id = fmt.Sprintf("%s-r%d", adapterID, i+1)
 		}
-		out = append(out, link.NewClient(link.ClientConfig{AdapterID: id, RetainBytes: retain,
+		out = append(out, link.NewClient(link.ClientConfig{AdapterID: id, RetainBytes: retain, Metrics: lm,
 			Log:  log.With(callrec.LogKeyComponent, "link", "recorder", addr),
 			Dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}))
 	}

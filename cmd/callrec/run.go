@@ -327,6 +327,7 @@ func (s *system) open() error {
 	s.linkSrv = link.NewServer(s.node, cfg.Recorder.NodeID, s.log.With(callrec.LogKeyComponent, "link"))
 	s.client = link.NewClient(link.ClientConfig{
 		AdapterID: link.NewAdapterID("run"), RetainBytes: cfg.RetainBytes, Log: s.log.With(callrec.LogKeyComponent, "link"),
+		Metrics: link.NewMetrics(s.reg),
 		Dial: func(ctx context.Context) (net.Conn, error) {
 			a, b := net.Pipe()
 			s.pipes.Go(func() { _ = s.linkSrv.ServeConn(s.linkCtx, b) })

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"callrec"
 	"callrec/internal/link"
 )
@@ -54,13 +56,22 @@ func (s *benchSink) Detach(*link.Replier) {}
 // those of the whole process per frame.
 func BenchmarkStreamFrame(b *testing.B) {
 	for _, tr := range []transport{overPipe, overTCP} {
-		b.Run(tr.String(), func(b *testing.B) { benchStreamFrame(b, tr) })
+		b.Run(tr.String(), func(b *testing.B) { benchStreamFrame(b, tr, nil) })
 	}
 }
 
-func benchStreamFrame(b *testing.B, tr transport) {
+// BenchmarkStreamFrameMetrics is BenchmarkStreamFrame with the client's
+// metrics on (ClientConfig.Metrics), as the adapters run: the difference
+// is what the metrics cost.
+func BenchmarkStreamFrameMetrics(b *testing.B) {
+	for _, tr := range []transport{overPipe, overTCP} {
+		b.Run(tr.String(), func(b *testing.B) { benchStreamFrame(b, tr, link.NewMetrics(prometheus.NewRegistry())) })
+	}
+}
+
+func benchStreamFrame(b *testing.B, tr transport, m *link.Metrics) {
 	h := &benchHandler{ackEvery: 32}
-	hs := newHarness(b, tr, h, link.ClientConfig{AdapterID: "bench"})
+	hs := newHarness(b, tr, h, link.ClientConfig{AdapterID: "bench", Metrics: m})
 	s := hs.client.Open(streamInfo(1))
 	f := callrec.Frame{Payload: make([]byte, 160)}
 	for i := range f.Payload {

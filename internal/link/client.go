@@ -35,7 +35,10 @@ type ClientConfig struct {
 	// dropped (the reconnect may go to another recorder and replays what
 	// was not acknowledged). 0 means DefaultAckTimeout; negative disables.
 	AckTimeout time.Duration
-	Log        *slog.Logger
+	// Metrics, shared by every Client of the process, receives this
+	// client's metrics while Run runs; nil records none.
+	Metrics *Metrics
+	Log     *slog.Logger
 }
 
 // Defaults for ClientConfig.
@@ -114,6 +117,20 @@ func (c *Client) Connected() bool {
 	return c.connected
 }
 
+// retained returns the bytes held for replay by every stream, exactly (not
+// as last published to Stats).
+func (c *Client) retained() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, s := range c.streams {
+		s.mu.Lock()
+		n += len(s.buf) - s.ackOff
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // Active returns the number of streams not yet finished.
 func (c *Client) Active() int {
 	c.mu.Lock()
@@ -126,6 +143,10 @@ func (c *Client) Active() int {
 // still open when it returns finish with ErrClientClosed.
 func (c *Client) Run(ctx context.Context) error {
 	defer c.shutdown()
+	if m := c.cfg.Metrics; m != nil {
+		m.add(c)
+		defer m.remove(c)
+	}
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		conn, err := c.cfg.Dial(ctx)
@@ -141,6 +162,9 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		c.log.Warn("recorder link down, reconnecting", callrec.LogKeyErr, err, "backoff", backoff)
 		c.Stats.Reconnects.Add(1)
+		if m := c.cfg.Metrics; m != nil {
+			m.reconnects.Inc()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -177,11 +201,15 @@ func (c *Client) serve(ctx context.Context, conn net.Conn) error {
 	c.mu.Lock()
 	c.connected = true
 	c.ready = c.ready[:0]
+	var replay int
 	for _, s := range c.streams {
-		s.rewind()
+		replay += s.rewind()
 		c.ready = append(c.ready, s)
 	}
 	c.mu.Unlock()
+	if m := c.cfg.Metrics; m != nil && replay > 0 {
+		m.replayedBytes.Add(float64(replay))
+	}
 	c.signal()
 	c.log.Info("recorder link up", "recorder_node", c.node, callrec.LogKeyRemote, conn.RemoteAddr().String())
 
@@ -201,6 +229,9 @@ func (c *Client) serve(ctx context.Context, conn net.Conn) error {
 	<-errc
 	if stuck.Load() {
 		err = ErrAckTimeout
+		if m := c.cfg.Metrics; m != nil {
+			m.ackTimeouts.Inc()
+		}
 	}
 	c.mu.Lock()
 	c.connected = false
@@ -318,6 +349,9 @@ func (c *Client) writeLoop(ctx context.Context, conn net.Conn) error {
 			return fmt.Errorf("link write: %w", err)
 		}
 		c.Stats.BytesSent.Add(int64(len(out)))
+		if m := c.cfg.Metrics; m != nil {
+			m.sentBytes.Add(float64(len(out)))
+		}
 		if cap(out) > 8<<20 {
 			out = nil // do not keep a replay-sized buffer forever
 		}

@@ -35,6 +35,10 @@ type Stream struct {
 	// what publishLocked has added to the client's stats
 	pubRetained, pubFrames int64
 	lastSent               time.Time
+	// The record timed for the ack latency metric (probeSeq 0: none);
+	// only with ClientConfig.Metrics.
+	probeSeq uint64
+	probeAt  time.Time
 
 	done  chan struct{}
 	once  sync.Once
@@ -203,13 +207,17 @@ func (s *Stream) Close(cl Close) {
 }
 
 // rewind prepares the stream for a new connection: re-open, then resend
-// everything not acknowledged. Called with the client's lock held.
-func (s *Stream) rewind() {
+// everything not acknowledged. It returns the bytes that were sent on the
+// last connection and go again. Called with the client's lock held.
+func (s *Stream) rewind() int {
 	s.mu.Lock()
+	replay := s.sentOff - s.ackOff
 	s.needOpen = true
 	s.sentOff = s.ackOff
 	s.queued = true
+	s.probeSeq = 0 // its send time is that of the lost connection
 	s.mu.Unlock()
+	return replay
 }
 
 // drainTo appends the stream's pending messages (OPEN, RECORDS) to out.
@@ -239,6 +247,9 @@ func (s *Stream) drainTo(out []byte) []byte {
 		out = finishMessage(out, off)
 		s.sentOff = len(s.buf)
 		s.lastSent = time.Now()
+		if s.probeSeq == 0 && s.c.cfg.Metrics != nil {
+			s.probeSeq, s.probeAt = s.seq, s.lastSent
+		}
 	}
 	return out
 }
@@ -255,6 +266,10 @@ func (s *Stream) ack(seq uint64) {
 	if seq <= s.acked {
 		s.mu.Unlock()
 		return
+	}
+	if s.probeSeq != 0 && seq >= s.probeSeq {
+		s.c.cfg.Metrics.observeAck(time.Since(s.probeAt))
+		s.probeSeq = 0
 	}
 	i := 0
 	for i < len(s.recs) && s.recs[i].seq <= seq {
