@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -445,14 +446,42 @@ func TestExpectOrders(t *testing.T) {
 // TestStreamOrders counts one call's successful stream requests only, and
 // reads the copies from its streams' parameters.
 func TestStreamOrders(t *testing.T) {
+	// The streams dial a server that accepts and never answers: they stay
+	// live (their names taken) for the whole test, whereas a refused dial
+	// would end them, and free their names, at a moment of its own.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c)
+			heldMu.Unlock()
+		}
+	}()
 	tw := simulate.NewTwilio(testAccount, "token", simulate.Config{URL: "ws://unused"})
-	t.Cleanup(tw.Close)
+	t.Cleanup(func() {
+		ln.Close()
+		heldMu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		heldMu.Unlock()
+		tw.Close()
+	})
 	mine := &scenario.Call{CustomerCall: "CA00000000000000000000000000000001"}
 	const other = "CA00000000000000000000000000000002"
 	tw.AddCall(mine.CustomerCall)
 	tw.AddCall(other)
 	create := func(call, name string, copies string) int {
-		form := url.Values{"Url": {"ws://127.0.0.1:1/media/pair/g/1"}, "Track": {"inbound_track"}, "Name": {name}}
+		form := url.Values{"Url": {"ws://" + ln.Addr().String() + "/media/pair/g/1"}, "Track": {"inbound_track"}, "Name": {name}}
 		if copies != "" {
 			form.Set("Parameter1.Name", "copies")
 			form.Set("Parameter1.Value", copies)
