@@ -85,9 +85,9 @@ type pairState struct {
 	tsSkew int64
 	// early[t] is the lowest chunk a copy brought from before the file's
 	// start, which could not be written (0: none).
-	early [callrec.NumTracks]uint32
-	ready       bool // the file's start is chosen
-	stopAt      time.Time
+	early  [callrec.NumTracks]uint32
+	ready  bool // the file's start is chosen
+	stopAt time.Time
 }
 
 type ringEntry struct {

@@ -18,8 +18,8 @@ const (
 	maxFirstChunk = 50 * 60 * 60 * 24                   // a day of 20 ms frames
 	maxDrift      = 10 * 60 * int64(callrec.SampleRate) // 10 minutes
 	frameLen      = 20 * callrec.SamplesPerMS           // samples in a 20 ms frame
-	maxListedGaps = 1000                    // per track in the API; the rest are counted
-	jitterSamples = 160                     // a timestamp within one frame of the expected place is jitter
+	maxListedGaps = 1000                                // per track in the API; the rest are counted
+	jitterSamples = 160                                 // a timestamp within one frame of the expected place is jitter
 )
 
 // placement is what trackState.place decided for a frame.
